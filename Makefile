@@ -1,0 +1,148 @@
+# Loom — one plain Makefile.
+#
+#   make            build every program into build/bin
+#   make up         install packages, build, start the whole stack under var/ (deploy/up.sh)
+#   make down       stop it;  make status  show its processes
+#   make check      install test packages, run unit, integration and e2e tests
+#   make lint       format check, banned functions, every header compiles alone
+#   make bench-api  wrk through nginx: API routes against a static file
+#
+# SANITIZE=address,undefined (or thread) builds everything with those sanitizers.
+
+CC       ?= cc
+PKGS     := libpq json-c
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wformat=2 -Wvla -fno-common
+HARDEN   := -fstack-protector-strong -D_FORTIFY_SOURCE=2
+OPT      ?= -O2 -g
+CFLAGS   ?=
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(OPT) -pthread $(PKG_CFLAGS) -Ishared -Ifcgi
+LDLIBS   := $(PKG_LIBS) -pthread
+FCGI_LIBS := -lfcgi
+
+ifneq ($(SANITIZE),)
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SANITIZE)
+OPT     := -O1 -g
+endif
+
+B := build
+BIN := $(B)/bin
+
+SHARED_SRC := $(sort $(wildcard shared/*.c))
+FCGI_COMMON_SRC := fcgi/http.c fcgi/router.c fcgi/query.c fcgi/input.c fcgi/server.c
+API_SRC    := fcgi/loom_api.c fcgi/routes.c $(sort $(wildcard fcgi/api_*.c))
+SSE_SRC    := fcgi/loom_sse.c $(sort $(wildcard fcgi/sse_*.c))
+WORKER_COMMON_SRC := workers/worker.c
+DAEMONS    := loom-dispatcher loom-executor loom-ralph
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+SHARED_OBJ := $(call obj,$(SHARED_SRC))
+FCGI_COMMON_OBJ := $(call obj,$(FCGI_COMMON_SRC))
+WORKER_COMMON_OBJ := $(call obj,$(WORKER_COMMON_SRC))
+
+PROGRAMS := $(BIN)/loom-api $(BIN)/loom-sse $(BIN)/loom-migrate $(addprefix $(BIN)/,$(DAEMONS))
+
+.PHONY: all
+all: $(PROGRAMS)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BIN)/loom-api: $(call obj,$(API_SRC)) $(FCGI_COMMON_OBJ) $(SHARED_OBJ)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) $^ -o $@ $(FCGI_LIBS) $(LDLIBS)
+
+$(BIN)/loom-sse: $(call obj,$(SSE_SRC)) $(FCGI_COMMON_OBJ) $(SHARED_OBJ)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) $^ -o $@ $(FCGI_LIBS) $(LDLIBS)
+
+$(BIN)/loom-migrate: $(call obj,workers/migrate.c) $(SHARED_OBJ)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BIN)/loom-%: $(B)/obj/workers/%.o $(WORKER_COMMON_OBJ) $(SHARED_OBJ)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+# ---- tests ---------------------------------------------------------------------------------
+UNIT_SRC := $(sort $(wildcard tests/unit/*/test_*.c))
+UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
+UNIT_LIB_OBJ := $(SHARED_OBJ) $(FCGI_COMMON_OBJ) $(call obj,fcgi/routes.c $(sort $(wildcard fcgi/api_*.c)))
+INTEG_SRC := $(sort $(wildcard tests/integration/test_*.c))
+INTEG_BIN := $(patsubst tests/integration/%.c,$(B)/tests/integration/%,$(INTEG_SRC))
+
+$(B)/tests/%: tests/%.c tests/unit/testlib.h $(UNIT_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) $< $(UNIT_LIB_OBJ) -o $@ $(FCGI_LIBS) $(LDLIBS)
+
+.PHONY: test-deps unit integration e2e check
+test-deps:
+	@deploy/install-deps.sh test
+
+unit: $(UNIT_BIN)
+	@tests/lib/run-c-tests.sh unit $(UNIT_BIN)
+
+integration: all $(INTEG_BIN)
+	@tests/lib/run-c-tests.sh integration $(INTEG_BIN)
+
+e2e: all
+	@tests/lib/run-e2e.sh
+
+# The README's test command: packages, build, every layer, one closing "N passed, M failed" line.
+check: test-deps
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(INTEG_BIN)
+	@tests/lib/check.sh $(UNIT_BIN) -- $(INTEG_BIN)
+
+# ---- running it ----------------------------------------------------------------------------
+.PHONY: up down status deps
+deps:
+	@deploy/install-deps.sh run
+
+up: deps
+	@$(MAKE) --no-print-directory all
+	@deploy/up.sh
+
+down:
+	@deploy/down.sh
+
+status:
+	@deploy/status.sh
+
+# ---- benchmarks ----------------------------------------------------------------------------
+.PHONY: bench-api
+bench-api: deps
+	@$(MAKE) --no-print-directory all
+	@tests/bench/bench-api.sh
+
+# ---- lint ----------------------------------------------------------------------------------
+C_FILES := $(shell git ls-files '*.c' '*.h' 2>/dev/null) $(wildcard fcgi/*.[ch] shared/*.[ch] workers/*.[ch])
+C_FILES := $(sort $(C_FILES))
+HEADERS := $(filter %.h,$(C_FILES))
+BANNED  := strcpy|strcat|sprintf|vsprintf|strtok|atoi|atol|sscanf|gets|strncpy
+
+.PHONY: lint format format-check
+format:
+	clang-format -i $(C_FILES)
+
+format-check:
+	@clang-format --dry-run --Werror $(C_FILES)
+
+lint: format-check
+	@if grep -nE '(^|[^_a-z0-9])($(BANNED))[[:space:]]*\(' $(C_FILES); then \
+		echo "lint: banned function used (see STYLE.md)"; exit 1; fi
+	@for h in $(HEADERS); do \
+		echo "#include \"$$h\"" | $(CC) $(CFLAGS) -I. -Itests/unit -x c -fsyntax-only - \
+			|| { echo "lint: $$h does not compile alone"; exit 1; }; \
+	done
+	@echo "lint: ok ($(words $(C_FILES)) files)"
+
+.PHONY: clean
+clean:
+	rm -rf $(B)

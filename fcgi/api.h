@@ -1,0 +1,78 @@
+/*
+ * api — the handlers of loom-api, one file per resource (api_beads.c, api_projects.c, ...), and
+ * the helpers they share (api_common.c).  routes.c binds them to paths.
+ */
+#ifndef LOOM_API_H
+#define LOOM_API_H
+
+#include "db.h"
+#include "http.h"
+#include "input.h"
+
+#define API_VERSION "0.1.0"
+#define API_MAX_PAGE 1000
+
+/* Process start (monotonic seconds), for uptime. Set by main. */
+extern double api_started_at;
+double api_now(void);
+
+/*
+ * Runs st and sends row 0, column 0 (a JSON text) with status.  No row: ERR_NOT_FOUND with
+ * the message not_found (a plain string; may be NULL for a generic one).
+ */
+int api_send_row(struct request *req, struct db_stmt *st, const char *const *params, int status,
+                 const char *not_found) __attribute__((warn_unused_result));
+/* Path parameter i as a bead id / project id; ERR_INVALID naming it when malformed. */
+int api_param_bead_id(struct request *req, int i, const char **out) __attribute__((warn_unused_result));
+int api_param_project_id(struct request *req, int i, const char **out)
+        __attribute__((warn_unused_result));
+/* Reads and parses the JSON body, checks it against specs. */
+int api_read_json(struct request *req, const struct field_spec *specs, size_t n, bool partial,
+                  bool allow_empty, json_object **out) __attribute__((warn_unused_result));
+/* Reads limit (default def, 1..API_MAX_PAGE) and offset into decimal strings in the arena. */
+int api_page(struct request *req, long def, const char **limit, const char **offset)
+        __attribute__((warn_unused_result));
+/* After a paged list: sets X-Next-Offset when more rows exist. */
+void api_next_offset(struct request *req, const char *limit, const char *offset, bool more);
+/*
+ * Runs a list statement whose row is (json array, more boolean), sends the array with 200 and
+ * X-Next-Offset when more rows exist.
+ */
+int api_send_list(struct request *req, struct db_stmt *st, const char *const *params,
+                  const char *limit, const char *offset) __attribute__((warn_unused_result));
+/* A compact JSON text of obj, owned by obj. */
+const char *api_json_text(json_object *obj);
+
+int api_health(struct request *req);
+int api_health_live(struct request *req);
+int api_health_ready(struct request *req);
+int api_v1_health(struct request *req);
+
+int api_projects_list(struct request *req);
+int api_projects_create(struct request *req);
+int api_projects_get(struct request *req);
+int api_projects_update(struct request *req);
+int api_projects_delete(struct request *req);
+int api_projects_close(struct request *req);
+int api_projects_reopen(struct request *req);
+int api_projects_state(struct request *req);
+
+int api_beads_list(struct request *req);
+int api_beads_ready(struct request *req);
+int api_beads_create(struct request *req);
+int api_beads_bulk_update(struct request *req);
+int api_beads_get(struct request *req);
+int api_beads_update(struct request *req);
+int api_beads_delete(struct request *req);
+int api_beads_claim(struct request *req);
+int api_beads_redispatch(struct request *req);
+
+int api_comments_list(struct request *req);
+int api_comments_create(struct request *req);
+int api_comments_update(struct request *req);
+int api_comments_delete(struct request *req);
+
+int api_work_graph(struct request *req);
+int api_events_list(struct request *req);
+
+#endif

@@ -1,0 +1,118 @@
+/*
+ * api_common — helpers every resource handler uses; see api.h.
+ */
+#include "api.h"
+#include "err.h"
+#include "config.h"
+#include "query.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+double api_started_at;
+
+double api_now(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void api_clear(void *res)
+{
+        PQclear(res);
+}
+
+int api_send_row(struct request *req, struct db_stmt *st, const char *const *params, int status,
+                 const char *not_found)
+{
+        PGresult *res;
+        int rc = db_exec(req->db, st, params, &res);
+
+        if (rc)
+                return http_fail_db(req);
+        arena_defer(req->arena, api_clear, res);
+        if (PQntuples(res) < 1 || PQgetisnull(res, 0, 0))
+                return http_fail(req, ERR_NOT_FOUND, "%s", not_found ? not_found : "not found");
+        http_send_json(req, status, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+        return ERR_OK;
+}
+
+int api_param_bead_id(struct request *req, int i, const char **out)
+{
+        *out = req->params[i];
+        if (!input_is_bead_id(*out))
+                return http_fail(req, ERR_INVALID, "'%.64s' is not a valid bead id (want "
+                                                   "<prefix>-<number>)",
+                                 *out);
+        return ERR_OK;
+}
+
+int api_param_project_id(struct request *req, int i, const char **out)
+{
+        *out = req->params[i];
+        if (!input_is_project_id(*out))
+                return http_fail(req, ERR_INVALID, "'%.64s' is not a valid project id", *out);
+        return ERR_OK;
+}
+
+int api_read_json(struct request *req, const struct field_spec *specs, size_t n, bool partial,
+                  bool allow_empty, json_object **out)
+{
+        char *body;
+        size_t len;
+        int rc = http_read_body(req, &body, &len);
+
+        if (rc)
+                return rc;
+        rc = input_parse(req, body, len, allow_empty, out);
+        if (rc)
+                return rc;
+        return input_check(req, *out, specs, n, partial);
+}
+
+int api_page(struct request *req, long def, const char **limit, const char **offset)
+{
+        long l, o;
+        int rc = query_long(req, "limit", def, 1, API_MAX_PAGE, &l);
+
+        if (!rc)
+                rc = query_long(req, "offset", 0, 0, 10000000, &o);
+        if (rc)
+                return rc;
+        *limit = arena_printf(req->arena, "%ld", l);
+        *offset = arena_printf(req->arena, "%ld", o);
+        return ERR_OK;
+}
+
+void api_next_offset(struct request *req, const char *limit, const char *offset, bool more)
+{
+        long l, o;
+
+        if (!more || config_parse_long(limit, 0, API_MAX_PAGE, &l) ||
+            config_parse_long(offset, 0, 10000000, &o))
+                return;
+        http_add_header(req, "X-Next-Offset", arena_printf(req->arena, "%ld", l + o));
+}
+
+int api_send_list(struct request *req, struct db_stmt *st, const char *const *params,
+                  const char *limit, const char *offset)
+{
+        PGresult *res;
+        int rc = db_exec(req->db, st, params, &res);
+
+        if (rc)
+                return http_fail_db(req);
+        arena_defer(req->arena, api_clear, res);
+        api_next_offset(req, limit, offset, strcmp(PQgetvalue(res, 0, 1), "t") == 0);
+        http_send_json(req, 200, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+        return ERR_OK;
+}
+
+const char *api_json_text(json_object *obj)
+{
+        return json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+                                                           JSON_C_TO_STRING_NOSLASHESCAPE);
+}

@@ -1,0 +1,339 @@
+/*
+ * input — JSON body parsing and field-table validation; see input.h.
+ */
+#include "input.h"
+#include "err.h"
+#include "strbuf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void input_put(void *obj)
+{
+        json_object_put(obj);
+}
+
+int input_parse(struct request *req, const char *body, size_t len, bool allow_empty,
+                json_object **out)
+{
+        enum json_tokener_error jerr;
+        json_tokener *tok;
+        json_object *obj;
+        size_t end;
+
+        *out = NULL;
+        while (len && (body[0] == ' ' || body[0] == '\n' || body[0] == '\r' || body[0] == '\t')) {
+                body++;
+                len--;
+        }
+        if (len == 0) {
+                if (!allow_empty)
+                        return http_fail(req, ERR_INVALID, "request body is empty; a JSON "
+                                                           "object is required");
+                *out = arena_defer(req->arena, input_put, json_object_new_object());
+                return ERR_OK;
+        }
+        tok = json_tokener_new_ex(INPUT_MAX_DEPTH);
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        obj = json_tokener_parse_ex(tok, body, (int)len);
+        jerr = json_tokener_get_error(tok);
+        end = json_tokener_get_parse_end(tok);
+        json_tokener_free(tok);
+        if (jerr == json_tokener_continue)
+                return http_fail(req, ERR_INVALID, "malformed JSON: unexpected end of data");
+        if (jerr != json_tokener_success || !obj) {
+                json_object_put(obj);
+                return http_fail(req, ERR_INVALID, "malformed JSON at byte %zu: %s", end,
+                                 json_tokener_error_desc(jerr));
+        }
+        arena_defer(req->arena, input_put, obj);
+        for (; end < len; end++) {
+                if (!strchr(" \t\r\n", body[end]))
+                        return http_fail(req, ERR_INVALID,
+                                         "malformed JSON: unexpected data after the value at "
+                                         "byte %zu",
+                                         end);
+        }
+        if (!json_object_is_type(obj, json_type_object))
+                return http_fail(req, ERR_INVALID, "request body must be a JSON object");
+        *out = obj;
+        return ERR_OK;
+}
+
+const char *input_choices_list(struct request *req, const char *const *choices)
+{
+        struct strbuf sb;
+        char *s;
+
+        strbuf_init(&sb, 4096);
+        for (int i = 0; choices[i]; i++)
+                strbuf_addf(&sb, "%s%s", i ? ", " : "", choices[i]);
+        s = arena_strdup(req->arena, sb.buf);
+        strbuf_release(&sb);
+        return s;
+}
+
+static const char *type_name(enum field_kind k)
+{
+        switch (k) {
+        case FIELD_STRING:
+        case FIELD_TIMESTAMP:
+        case FIELD_BEAD_ID:
+                return "a string";
+        case FIELD_INT:
+                return "an integer";
+        case FIELD_BOOL:
+                return "true or false";
+        case FIELD_STRING_ARRAY:
+        case FIELD_BEAD_ID_ARRAY:
+                return "an array of strings";
+        case FIELD_OBJECT:
+                return "an object";
+        }
+        return "?";
+}
+
+static bool is_digit(char c)
+{
+        return c >= '0' && c <= '9';
+}
+
+static bool is_alpha(char c)
+{
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+bool input_is_bead_id(const char *s)
+{
+        size_t n = 0, digits = 0;
+
+        if (!is_alpha(*s))
+                return false;
+        while (is_alpha(s[n]) || is_digit(s[n]))
+                n++;
+        if (n > 16 || s[n] != '-')
+                return false;
+        s += n + 1;
+        while (is_digit(s[digits]))
+                digits++;
+        return digits >= 1 && digits <= 18 && s[digits] == '\0';
+}
+
+bool input_is_project_id(const char *s)
+{
+        size_t n = 0;
+
+        if (!is_digit(*s) && !(*s >= 'a' && *s <= 'z'))
+                return false;
+        for (; s[n]; n++) {
+                char c = s[n];
+
+                if (!is_digit(c) && !(c >= 'a' && c <= 'z') && c != '-' && c != '_')
+                        return false;
+        }
+        return n <= 63;
+}
+
+bool input_is_name(const char *s)
+{
+        size_t n = 0;
+
+        for (; s[n]; n++) {
+                if ((unsigned char)s[n] < 0x20 || s[n] == 0x7f)
+                        return false;
+        }
+        return n >= 1 && n <= 200;
+}
+
+/* YYYY-MM-DD, optionally followed by a time part that PostgreSQL will check in full. */
+static bool is_timestamp(const char *s, size_t len)
+{
+        static const char shape[] = "dddd-dd-dd";
+
+        if (len < 10 || len > 40)
+                return false;
+        for (int i = 0; i < 10; i++) {
+                if (shape[i] == 'd' ? !is_digit(s[i]) : s[i] != shape[i])
+                        return false;
+        }
+        return len == 10 || s[10] == 'T' || s[10] == 't' || s[10] == ' ';
+}
+
+static int check_string(struct request *req, const struct field_spec *f, json_object *v,
+                        const char *label)
+{
+        const char *s = json_object_get_string(v);
+        size_t len = (size_t)json_object_get_string_len(v);
+
+        if (strlen(s) != len)
+                return http_fail(req, ERR_INVALID, "%s: must not contain NUL characters", label);
+        switch (f->kind) {
+        case FIELD_TIMESTAMP:
+                if (!is_timestamp(s, len))
+                        return http_fail(req, ERR_INVALID,
+                                         "%s: must be an ISO 8601 date or date-time, e.g. "
+                                         "2026-01-31T12:00:00Z",
+                                         label);
+                return ERR_OK;
+        case FIELD_BEAD_ID:
+        case FIELD_BEAD_ID_ARRAY:
+                if (!input_is_bead_id(s))
+                        return http_fail(req, ERR_INVALID, "%s: '%.64s' is not a bead id", label,
+                                         s);
+                return ERR_OK;
+        case FIELD_STRING_ARRAY:
+                if (len < 1 || len > 200)
+                        return http_fail(req, ERR_INVALID, "%s: must be 1 to 200 bytes long",
+                                         label);
+                return ERR_OK;
+        default:
+                break;
+        }
+        if (f->choices) {
+                for (int i = 0; f->choices[i]; i++) {
+                        if (strcmp(s, f->choices[i]) == 0)
+                                return ERR_OK;
+                }
+                return http_fail(req, ERR_INVALID, "%s: '%.64s' is not one of %s", label, s,
+                                 input_choices_list(req, f->choices));
+        }
+        if ((long)len < f->min || (long)len > f->max)
+                return http_fail(req, ERR_INVALID, "%s: must be %ld to %ld bytes long", label,
+                                 f->min, f->max);
+        return ERR_OK;
+}
+
+static int check_array(struct request *req, const struct field_spec *f, json_object *v)
+{
+        size_t n = json_object_array_length(v);
+        char label[96];
+
+        if ((long)n > f->max)
+                return http_fail(req, ERR_INVALID, "%s: at most %ld items", f->name, f->max);
+        for (size_t i = 0; i < n; i++) {
+                json_object *item = json_object_array_get_idx(v, i);
+                int rc;
+
+                snprintf(label, sizeof(label), "%s[%zu]", f->name, i);
+                if (!json_object_is_type(item, json_type_string))
+                        return http_fail(req, ERR_INVALID, "%s: must be a string", label);
+                rc = check_string(req, f, item, label);
+                if (rc)
+                        return rc;
+        }
+        return ERR_OK;
+}
+
+static int check_object(struct request *req, const struct field_spec *f, json_object *v)
+{
+        if (json_object_object_length(v) > f->max)
+                return http_fail(req, ERR_INVALID, "%s: at most %ld keys", f->name, f->max);
+        json_object_object_foreach(v, key, val)
+        {
+                size_t n = strlen(key);
+
+                (void)val;
+                if (n < 1 || n > 128)
+                        return http_fail(req, ERR_INVALID, "%s: keys must be 1 to 128 bytes long",
+                                         f->name);
+        }
+        return ERR_OK;
+}
+
+static int check_field(struct request *req, const struct field_spec *f, json_object *v)
+{
+        enum json_type want;
+
+        if (f->flags & FIELD_READONLY)
+                return http_fail(req, ERR_INVALID, "%s: is read-only", f->name);
+        if (!v) {
+                if (f->flags & FIELD_NULLABLE)
+                        return ERR_OK;
+                return http_fail(req, ERR_INVALID, "%s: must not be null", f->name);
+        }
+        switch (f->kind) {
+        case FIELD_INT:
+                want = json_type_int;
+                break;
+        case FIELD_BOOL:
+                want = json_type_boolean;
+                break;
+        case FIELD_STRING_ARRAY:
+        case FIELD_BEAD_ID_ARRAY:
+                want = json_type_array;
+                break;
+        case FIELD_OBJECT:
+                want = json_type_object;
+                break;
+        default:
+                want = json_type_string;
+        }
+        if (!json_object_is_type(v, want))
+                return http_fail(req, ERR_INVALID, "%s: must be %s", f->name, type_name(f->kind));
+        switch (f->kind) {
+        case FIELD_INT: {
+                int64_t x = json_object_get_int64(v);
+
+                if (x < f->min || x > f->max)
+                        return http_fail(req, ERR_INVALID, "%s: must be an integer from %ld to %ld",
+                                         f->name, f->min, f->max);
+                return ERR_OK;
+        }
+        case FIELD_BOOL:
+                return ERR_OK;
+        case FIELD_STRING_ARRAY:
+        case FIELD_BEAD_ID_ARRAY:
+                return check_array(req, f, v);
+        case FIELD_OBJECT:
+                return check_object(req, f, v);
+        default:
+                return check_string(req, f, v, f->name);
+        }
+}
+
+int input_check(struct request *req, json_object *obj, const struct field_spec *specs, size_t n,
+                bool partial)
+{
+        json_object_object_foreach(obj, key, val)
+        {
+                const struct field_spec *f = NULL;
+                int rc;
+
+                for (size_t i = 0; i < n && !f; i++) {
+                        if (strcmp(specs[i].name, key) == 0)
+                                f = &specs[i];
+                }
+                if (!f)
+                        return http_fail(req, ERR_INVALID, "unknown field '%.64s'", key);
+                rc = check_field(req, f, val);
+                if (rc)
+                        return rc;
+        }
+        if (partial)
+                return ERR_OK;
+        for (size_t i = 0; i < n; i++) {
+                json_object *v;
+
+                if ((specs[i].flags & FIELD_REQUIRED) &&
+                    !json_object_object_get_ex(obj, specs[i].name, &v))
+                        return http_fail(req, ERR_INVALID, "%s: is required", specs[i].name);
+        }
+        return ERR_OK;
+}
+
+int input_prefix_error(struct request *req, int code, const char *prefix)
+{
+        char copy[sizeof(req->error)];
+
+        memcpy(copy, req->error, sizeof(copy));
+        return http_fail(req, code, "%s%s", prefix, copy);
+}
+
+const char *input_string(json_object *obj, const char *key)
+{
+        json_object *v;
+
+        if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}

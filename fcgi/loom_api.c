@@ -1,0 +1,74 @@
+/*
+ * loom-api — the REST API FastCGI program.
+ *
+ * Stateless: every request is routed through the table in routes.c, runs on its thread's own
+ * database connection and arena, and leaves nothing behind that a later request depends on, so
+ * any number of these processes, on any number of hosts, can sit behind one nginx upstream.
+ *
+ *   LOOM_DATABASE_URL   libpq connection string
+ *   LOOM_API_THREADS    request threads (default 8), each with one database connection
+ *   LOOM_FCGI_LISTEN    unix path or host:port; unset = fd 0 from supervisord [fcgi-program]
+ */
+#include "api.h"
+#include "config.h"
+#include "err.h"
+#include "log.h"
+#include "query.h"
+#include "router.h"
+#include "server.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void api_handle(FCGX_Request *fcgx, struct server_thread *t)
+{
+        struct request req;
+        const struct route *route;
+        char allow[128];
+        int rc;
+
+        http_request_init(&req, fcgx, &t->arena, &t->db);
+        if (log_threshold <= LOG_LEVEL_DEBUG) {
+                char ctx[128];
+
+                snprintf(ctx, sizeof(ctx), "req=%s %s %.80s", req.request_id, req.method,
+                         req.path);
+                log_set_context(ctx);
+        }
+        switch (route_find(loom_routes, loom_routes_count, &req, &route, allow, sizeof(allow))) {
+        case ROUTE_FOUND:
+                rc = query_parse(&req);
+                if (!rc)
+                        rc = route->handler(&req);
+                break;
+        case ROUTE_NO_METHOD:
+                http_add_header(&req, "Allow", allow);
+                rc = http_fail(&req, ERR_METHOD, "method %.10s is not allowed on %.200s (allowed: "
+                                                 "%s)",
+                               req.method, req.path, allow);
+                break;
+        case ROUTE_BAD_PATH:
+                rc = http_fail(&req, ERR_INVALID, "malformed path");
+                break;
+        default:
+                rc = http_fail(&req, ERR_NOT_FOUND, "no route for %.10s %.200s", req.method,
+                               req.path);
+        }
+        http_finish(&req, rc);
+        log_debug("%d", req.status);
+        log_set_context(NULL);
+        http_request_release(&req);
+}
+
+int main(void)
+{
+        struct server_config cfg = {
+                .program = "loom-api",
+                .handler = api_handle,
+        };
+
+        log_setup("loom-api");
+        api_started_at = api_now();
+        cfg.threads = (int)config_long("LOOM_API_THREADS", 8, 1, 256);
+        return server_run(&cfg);
+}

@@ -1,0 +1,29 @@
+/*
+ * err — names for the shared error codes.
+ */
+#include "err.h"
+
+const char *err_strerror(int code)
+{
+        switch (code) {
+        case ERR_OK:
+                return "ok";
+        case ERR_INVALID:
+                return "invalid input";
+        case ERR_NOT_FOUND:
+                return "not found";
+        case ERR_CONFLICT:
+                return "conflict";
+        case ERR_TOO_LARGE:
+                return "too large";
+        case ERR_METHOD:
+                return "method not allowed";
+        case ERR_MEDIA_TYPE:
+                return "unsupported media type";
+        case ERR_UNAVAILABLE:
+                return "service unavailable";
+        case ERR_INTERNAL:
+                return "internal error";
+        }
+        return "unknown error";
+}

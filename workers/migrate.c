@@ -1,0 +1,273 @@
+/*
+ * loom-migrate — applies sql/NNN_name.sql files in order, once each.
+ *
+ * Each file runs in its own transaction together with its schema_migrations row, under an
+ * advisory lock, so concurrent runs (two `make up`s, a test and a deploy) apply every file
+ * exactly once.  A file whose contents changed after it was applied is reported, not re-run.
+ *
+ *   loom-migrate [--dir DIR] [--status]      connection from LOOM_DATABASE_URL
+ */
+#include "config.h"
+#include "db.h"
+#include "err.h"
+#include "log.h"
+#include "strbuf.h"
+#include "xalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MIGRATE_MAX_FILES 999
+#define MIGRATE_MAX_BYTES ((size_t)4 << 20)
+#define MIGRATE_LOCK_KEY  "7606203, 0"
+
+static const char migrate_setup_sql[] =
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())";
+
+static struct db_stmt migrate_applied_stmt = {
+        .name = "migrate_applied",
+        .sql = "SELECT checksum FROM schema_migrations WHERE version = $1",
+        .nparams = 1,
+        .readonly = true,
+};
+
+static struct db_stmt migrate_record_stmt = {
+        .name = "migrate_record",
+        .sql = "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+        .nparams = 3,
+};
+
+struct migration {
+        int version;
+        char *name; /* file name, e.g. 001_core.sql */
+};
+
+/* FNV-1a, printed as 16 hex digits: enough to notice an edited migration. */
+static void migrate_checksum(const char *data, size_t len, char out[17])
+{
+        unsigned long long h = 1469598103934665603ULL;
+
+        for (size_t i = 0; i < len; i++) {
+                h ^= (unsigned char)data[i];
+                h *= 1099511628211ULL;
+        }
+        snprintf(out, 17, "%016llx", h);
+}
+
+static int migration_cmp(const void *a, const void *b)
+{
+        const struct migration *x = a, *y = b;
+
+        return (x->version > y->version) - (x->version < y->version);
+}
+
+/* Parses "NNN_name.sql" into its version; false for other file names. */
+static bool migrate_parse_name(const char *name, int *version)
+{
+        size_t n = strlen(name);
+        int v = 0, i;
+
+        if (n < 9 || strcmp(name + n - 4, ".sql") != 0)
+                return false;
+        for (i = 0; i < 3; i++) {
+                if (name[i] < '0' || name[i] > '9')
+                        return false;
+                v = v * 10 + (name[i] - '0');
+        }
+        if (name[3] != '_' || v == 0)
+                return false;
+        *version = v;
+        return true;
+}
+
+static int migrate_list(const char *dir, struct migration **out, size_t *count)
+{
+        struct migration *list = NULL;
+        struct dirent *de;
+        size_t n = 0;
+        DIR *d = opendir(dir);
+
+        if (!d) {
+                log_error("cannot open migrations directory %s: %s", dir, strerror(errno));
+                return ERR_INVALID;
+        }
+        while ((de = readdir(d))) {
+                int v;
+
+                if (!migrate_parse_name(de->d_name, &v))
+                        continue;
+                if (n == MIGRATE_MAX_FILES)
+                        break;
+                list = xrealloc(list, (n + 1) * sizeof(*list));
+                list[n].version = v;
+                list[n].name = xstrdup(de->d_name);
+                n++;
+        }
+        closedir(d);
+        qsort(list, n, sizeof(*list), migration_cmp);
+        for (size_t i = 1; i < n; i++) {
+                if (list[i].version == list[i - 1].version) {
+                        log_error("two migrations share version %03d: %s and %s", list[i].version,
+                                  list[i - 1].name, list[i].name);
+                        return ERR_INVALID;
+                }
+        }
+        *out = list;
+        *count = n;
+        return ERR_OK;
+}
+
+static int migrate_read_file(const char *path, struct strbuf *sb)
+{
+        char chunk[8192];
+        size_t got;
+        FILE *f = fopen(path, "r");
+
+        if (!f) {
+                log_error("cannot read %s: %s", path, strerror(errno));
+                return ERR_INVALID;
+        }
+        while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+                strbuf_add(sb, chunk, got);
+        fclose(f);
+        if (sb->failed) {
+                log_error("%s is larger than %zu bytes", path, MIGRATE_MAX_BYTES);
+                return ERR_TOO_LARGE;
+        }
+        return ERR_OK;
+}
+
+static int migrate_sql(struct db *db, const char *sql)
+{
+        PGresult *res;
+        int rc = db_exec_sql(db, sql, &res);
+
+        PQclear(res);
+        return rc;
+}
+
+/* Applies one migration unless already recorded. *applied tells which happened. */
+static int migrate_one(struct db *db, const char *dir, const struct migration *m, bool dry,
+                       bool *applied)
+{
+        struct strbuf sql, path;
+        char version[12], sum[17];
+        const char *params[3];
+        PGresult *res = NULL;
+        int rc;
+
+        *applied = false;
+        strbuf_init(&sql, MIGRATE_MAX_BYTES);
+        strbuf_init(&path, 4096);
+        strbuf_addf(&path, "%s/%s", dir, m->name);
+        rc = migrate_read_file(path.buf, &sql);
+        if (rc)
+                goto out;
+        migrate_checksum(sql.buf, sql.len, sum);
+        snprintf(version, sizeof(version), "%d", m->version);
+        params[0] = version;
+        rc = db_exec(db, &migrate_applied_stmt, params, &res);
+        if (rc)
+                goto out;
+        if (PQntuples(res) == 1) {
+                if (strcmp(PQgetvalue(res, 0, 0), sum) != 0)
+                        log_warn("migration %s changed after it was applied (checksum %s, was %s);"
+                                 " write a new migration instead",
+                                 m->name, sum, PQgetvalue(res, 0, 0));
+                goto out;
+        }
+        if (dry) {
+                printf("pending  %s\n", m->name);
+                goto out;
+        }
+        rc = migrate_sql(db, "BEGIN");
+        if (rc)
+                goto out;
+        rc = migrate_sql(db, sql.buf);
+        if (rc) {
+                log_error("migration %s failed: %s (SQLSTATE %s)", m->name, db->errmsg,
+                          db->sqlstate);
+                if (migrate_sql(db, "ROLLBACK"))
+                        db_disconnect(db);
+                goto out;
+        }
+        params[1] = m->name;
+        params[2] = sum;
+        PQclear(res);
+        res = NULL;
+        rc = db_exec(db, &migrate_record_stmt, params, &res);
+        if (!rc)
+                rc = migrate_sql(db, "COMMIT");
+        if (rc) {
+                log_error("recording migration %s failed: %s", m->name, db->errmsg);
+                goto out;
+        }
+        *applied = true;
+        log_info("applied %s", m->name);
+out:
+        PQclear(res);
+        strbuf_release(&sql);
+        strbuf_release(&path);
+        return rc;
+}
+
+static int migrate_run(struct db *db, const char *dir, bool dry)
+{
+        struct migration *list = NULL;
+        size_t n = 0, done = 0;
+        int rc = migrate_list(dir, &list, &n);
+
+        if (rc)
+                return rc;
+        rc = migrate_sql(db, migrate_setup_sql);
+        if (!rc)
+                rc = migrate_sql(db, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")");
+        for (size_t i = 0; !rc && i < n; i++) {
+                bool applied;
+
+                rc = migrate_one(db, dir, &list[i], dry, &applied);
+                done += applied;
+        }
+        if (!rc)
+                log_info("schema is current: %zu migrations, %zu applied now", n, done);
+        for (size_t i = 0; i < n; i++)
+                free(list[i].name);
+        free(list);
+        return rc;
+}
+
+int main(int argc, char **argv)
+{
+        const char *dir = "sql";
+        bool dry = false;
+        struct db db;
+        int rc;
+
+        log_setup("loom-migrate");
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
+                        dir = argv[++i];
+                } else if (strcmp(argv[i], "--status") == 0) {
+                        dry = true;
+                } else {
+                        fprintf(stderr, "usage: loom-migrate [--dir DIR] [--status]\n"
+                                        "  applies DIR/NNN_*.sql (default ./sql) to "
+                                        "LOOM_DATABASE_URL\n");
+                        return 1;
+                }
+        }
+        db_init(&db, config_database_url());
+        rc = db_connect(&db);
+        if (rc) {
+                log_error("cannot connect to the database (LOOM_DATABASE_URL): %s", db.errmsg);
+        } else {
+                rc = migrate_run(&db, dir, dry);
+        }
+        db_release(&db);
+        return rc ? 2 : 0;
+}

@@ -1,0 +1,140 @@
+/*
+ * worker — daemon skeleton: signals, reconnects, LISTEN, leader lock, ticks; see worker.h.
+ */
+#include "worker.h"
+#include "config.h"
+#include "err.h"
+#include "log.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static volatile sig_atomic_t worker_stop;
+
+static void worker_on_signal(int sig)
+{
+        (void)sig;
+        worker_stop = 1;
+}
+
+/* Advisory lock key for a daemon name: stable across processes and hosts. */
+static long long worker_lock_key(const char *name)
+{
+        unsigned long long h = 1469598103934665603ULL;
+
+        for (; *name; name++) {
+                h ^= (unsigned char)*name;
+                h *= 1099511628211ULL;
+        }
+        return (long long)(h >> 1);
+}
+
+static struct db_stmt worker_try_lock_stmt = {
+        .name = "worker_try_lock",
+        .sql = "SELECT pg_try_advisory_lock($1::bigint)",
+        .nparams = 1,
+};
+
+/* (Re)connects, LISTENs and tries for leadership. */
+static int worker_prepare(struct worker *w)
+{
+        uint64_t gen = w->db.generation;
+        PGresult *res;
+        char key[32];
+        const char *params[1] = {key};
+        int rc = db_connect(&w->db);
+
+        if (rc)
+                return rc;
+        if (gen != w->db.generation) {
+                w->leader = false;
+                if (w->def->channel) {
+                        char sql[128];
+
+                        snprintf(sql, sizeof(sql), "LISTEN %s", w->def->channel);
+                        rc = db_exec_sql(&w->db, sql, &res);
+                        PQclear(res);
+                        if (rc)
+                                return rc;
+                }
+                log_info("connected to the database");
+        }
+        if (w->def->needs_leader && !w->leader) {
+                snprintf(key, sizeof(key), "%lld", worker_lock_key(w->def->name));
+                rc = db_exec(&w->db, &worker_try_lock_stmt, params, &res);
+                if (rc)
+                        return rc;
+                w->leader = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+                PQclear(res);
+                if (w->leader)
+                        log_info("%s: this process is the leader", w->def->name);
+        }
+        return ERR_OK;
+}
+
+/* Sleeps until a notification arrives, the poll interval passes or a signal comes. */
+static void worker_wait(struct worker *w, int ms)
+{
+        PGconn *conn = w->db.conn;
+        struct pollfd pfd;
+        PGnotify *n;
+
+        if (!conn) {
+                poll(NULL, 0, ms);
+                return;
+        }
+        pfd.fd = PQsocket(conn);
+        pfd.events = POLLIN;
+        if (pfd.fd >= 0 && poll(&pfd, 1, ms) > 0 && !PQconsumeInput(conn)) {
+                log_warn("database connection lost while waiting: %s", PQerrorMessage(conn));
+                db_disconnect(&w->db);
+                return;
+        }
+        while ((n = PQnotifies(conn)))
+                PQfreemem(n);
+}
+
+int worker_main(const struct worker_def *def)
+{
+        struct sigaction sa;
+        struct worker w;
+        int backoff = 100;
+
+        memset(&w, 0, sizeof(w));
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = worker_on_signal;
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        w.def = def;
+        w.name = config_str("LOOM_WORKER_NAME", def->name);
+        db_init(&w.db, config_database_url());
+        arena_init(&w.arena, 0);
+        log_info("%s starting as %s", def->name, w.name);
+        while (!worker_stop) {
+                int rc = worker_prepare(&w);
+
+                if (rc) {
+                        worker_wait(&w, backoff);
+                        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+                        continue;
+                }
+                backoff = 100;
+                if (!def->needs_leader || w.leader) {
+                        rc = def->tick(&w);
+                        w.ticks++;
+                        arena_reset(&w.arena);
+                        if (rc)
+                                log_warn("%s tick failed: %s (%s)", def->name, err_strerror(rc),
+                                         w.db.errmsg);
+                }
+                worker_wait(&w, def->poll_ms);
+        }
+        log_info("%s stopping after %lu ticks", def->name, w.ticks);
+        arena_release(&w.arena);
+        db_release(&w.db);
+        return 0;
+}

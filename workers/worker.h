@@ -1,0 +1,40 @@
+/*
+ * worker — what every Loom daemon shares: signals, the database connection, LISTEN wake-ups,
+ * leader election and the tick loop.
+ *
+ * A daemon is a struct worker_def (name, channel to LISTEN on, whether it needs leadership,
+ * tick function).  worker_main() connects (retrying with backoff while the database is down),
+ * LISTENs, and calls tick on every notification and at least every poll interval, because a
+ * notification sent while we reconnect is lost: a notification is a doorbell, never data.
+ * SIGTERM/SIGINT end the loop after the current tick.
+ */
+#ifndef LOOM_WORKER_H
+#define LOOM_WORKER_H
+
+#include "arena.h"
+#include "db.h"
+
+#include <stdbool.h>
+
+struct worker {
+        const struct worker_def *def;
+        const char *name; /* LOOM_WORKER_NAME or def->name */
+        struct db db;
+        struct arena arena; /* reset after every tick */
+        bool leader;        /* holds the advisory lock for def->name */
+        unsigned long ticks;
+};
+
+struct worker_def {
+        const char *name;
+        const char *channel;  /* LISTEN channel, or NULL */
+        bool needs_leader;    /* only the lock holder ticks */
+        int poll_ms;          /* longest sleep between ticks */
+        /* One unit of work; negative err_code on failure (logged, the loop goes on). */
+        int (*tick)(struct worker *w);
+};
+
+/* Runs def until SIGTERM/SIGINT; returns the process exit status. */
+int worker_main(const struct worker_def *def);
+
+#endif
