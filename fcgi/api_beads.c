@@ -76,11 +76,15 @@ static const struct field_spec bead_redispatch_fields[] = {
 };
 
 /* The page of beads in s(r, n) as (json array, more) — shared by list and ready. */
+/* limit + 1 rows are fetched and numbered after OFFSET, so "more" is n > limit */
 #define BEAD_PAGE_SELECT                                                                           \
         "SELECT coalesce(json_agg(loom_bead_json(s.r) ORDER BY s.n)"                               \
-        "                FILTER (WHERE s.n <= $2::int), '[]'), count(*) > $2::int FROM "
-#define BEAD_PAGE_ROWS "SELECT b AS r, row_number() OVER (ORDER BY b.priority, b.created_at, b.id) AS n"
-#define BEAD_PAGE_END  " ORDER BY b.priority, b.created_at, b.id LIMIT $2::int + 1 OFFSET $3::int) s"
+        "                FILTER (WHERE s.n <= $2::int), '[]'), count(*) > $2::int"                 \
+        " FROM (SELECT p.r, row_number() OVER (ORDER BY (p.r).priority, (p.r).created_at,"         \
+        "                                            (p.r).id) AS n FROM "
+#define BEAD_PAGE_ROWS "SELECT b AS r"
+#define BEAD_PAGE_END                                                                              \
+        " ORDER BY b.priority, b.created_at, b.id LIMIT $2::int + 1 OFFSET $3::int) p) s"
 
 static struct db_stmt bead_list_stmt = {
         .name = "bead_list",

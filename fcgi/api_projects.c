@@ -58,9 +58,10 @@ static struct db_stmt project_list_stmt = {
         .name = "project_list",
         .sql = "SELECT coalesce(json_agg(loom_project_json(s.r) ORDER BY s.n)"
                "                FILTER (WHERE s.n <= $2::int), '[]'), count(*) > $2::int"
-               " FROM (SELECT p AS r, row_number() OVER (ORDER BY p.id) AS n FROM projects p"
-               "       WHERE ($1::text IS NULL OR p.status = $1)"
-               "       ORDER BY p.id LIMIT $2::int + 1 OFFSET $3::int) s",
+               " FROM (SELECT x.r, row_number() OVER (ORDER BY (x.r).id) AS n"
+               "       FROM (SELECT p AS r FROM projects p"
+               "             WHERE ($1::text IS NULL OR p.status = $1)"
+               "             ORDER BY p.id LIMIT $2::int + 1 OFFSET $3::int) x) s",
         .nparams = 3,
         .readonly = true,
 };

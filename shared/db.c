@@ -6,6 +6,7 @@
 #include "log.h"
 #include "xalloc.h"
 
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +70,23 @@ static int db_fail(struct db *db, int err, const char *sqlstate, const char *msg
         return err;
 }
 
+/*
+ * An idle connection has nothing to read unless the server closed it (a restart, or
+ * pg_terminate_backend) or sent a notification.  Checking before a statement turns "the session
+ * died while we were idle" into a clean reconnect instead of a failed write.
+ */
+static void db_check_idle(struct db *db)
+{
+        struct pollfd pfd = {.fd = PQsocket(db->conn), .events = POLLIN};
+
+        if (pfd.fd < 0 || poll(&pfd, 1, 0) <= 0)
+                return;
+        if (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK) {
+                log_info("database connection was closed while idle; reconnecting");
+                db_disconnect(db);
+        }
+}
+
 int db_connect(struct db *db)
 {
         const char *keys[] = {"connect_timeout", "dbname", NULL};
@@ -76,6 +94,8 @@ int db_connect(struct db *db)
         PGresult *res;
         int64_t t = now_ms();
 
+        if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
+                db_check_idle(db);
         if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
                 return ERR_OK;
         db_disconnect(db);

@@ -72,8 +72,15 @@ void log_write(enum log_level level, const char *fmt, ...)
         va_start(ap, fmt);
         w = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
         va_end(ap);
-        if (w > 0)
-                n += (size_t)w < sizeof(line) - n - 1 ? (size_t)w : sizeof(line) - n - 2;
+        if (w > 0) {
+                size_t end = n + ((size_t)w < sizeof(line) - n - 1 ? (size_t)w : sizeof(line) - n - 2);
+
+                /* one event, one line: fold the newlines and tabs libpq puts in its messages */
+                for (; n < end; n++) {
+                        if ((unsigned char)line[n] < 0x20)
+                                line[n] = ' ';
+                }
+        }
         line[n++] = '\n';
         /* one write per line keeps lines from different threads whole */
         if (write(STDERR_FILENO, line, n) < 0)

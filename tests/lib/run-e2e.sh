@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Starts a throw-away stack (tests/lib/stack.sh), runs tests/e2e/*.test.mjs with node's test
+# runner (TAP) against it, and stops it.  KEEP_STACK=1 leaves it running for a look.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+# shellcheck source=tests/lib/stack.sh
+source tests/lib/stack.sh
+if ! stack_start; then
+	echo "stack did not start"
+	exit 1
+fi
+trap stack_stop EXIT
+node --test --test-reporter=tap --test-concurrency=1 tests/e2e/
