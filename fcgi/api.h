@@ -9,7 +9,7 @@
 #include "http.h"
 #include "input.h"
 
-#define API_VERSION "0.1.0"
+#define API_VERSION  "0.1.0"
 #define API_MAX_PAGE 1000
 
 /* Process start (monotonic seconds), for uptime. Set by main. */
@@ -23,7 +23,8 @@ double api_now(void);
 int api_send_row(struct request *req, struct db_stmt *st, const char *const *params, int status,
                  const char *not_found) __attribute__((warn_unused_result));
 /* Path parameter i as a bead id / project id; ERR_INVALID naming it when malformed. */
-int api_param_bead_id(struct request *req, int i, const char **out) __attribute__((warn_unused_result));
+int api_param_bead_id(struct request *req, int i, const char **out)
+        __attribute__((warn_unused_result));
 int api_param_project_id(struct request *req, int i, const char **out)
         __attribute__((warn_unused_result));
 /* Reads and parses the JSON body, checks it against specs. */

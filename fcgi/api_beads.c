@@ -11,10 +11,10 @@
 
 #include <string.h>
 
-static const char *const bead_types[] = {"task", "bug", "feature", "epic", "chore", "decision",
-                                         NULL};
-static const char *const bead_statuses[] = {"open", "in_progress", "blocked", "closed", "deferred",
-                                            NULL};
+static const char *const bead_types[] = {"task",  "bug",      "feature", "epic",
+                                         "chore", "decision", NULL};
+static const char *const bead_statuses[] = {"open",   "in_progress", "blocked",
+                                            "closed", "deferred",    NULL};
 
 #define BEAD_LINK_MAX 100
 
@@ -38,19 +38,17 @@ static const char *const bead_statuses[] = {"open", "in_progress", "blocked", "c
                 {"id", FIELD_STRING, FIELD_READONLY, 0, 0, NULL},                                  \
                 {"created_at", FIELD_STRING, FIELD_READONLY, 0, 0, NULL},                          \
                 {"updated_at", FIELD_STRING, FIELD_READONLY, 0, 0, NULL},                          \
-                {"closed_at", FIELD_STRING, FIELD_READONLY, 0, 0, NULL}
+                {"closed_at", FIELD_STRING, FIELD_READONLY, 0, 0, NULL},
 
 static const struct field_spec bead_create_fields[] = {
         {"project_id", FIELD_STRING, FIELD_REQUIRED, 1, 63, NULL},
         {"title", FIELD_STRING, FIELD_REQUIRED, 1, 500, NULL},
-        BEAD_SETTABLE_FIELDS,
-};
+        BEAD_SETTABLE_FIELDS};
 
 static const struct field_spec bead_update_fields[] = {
         {"project_id", FIELD_STRING, FIELD_READONLY, 0, 0, NULL},
         {"title", FIELD_STRING, 0, 1, 500, NULL},
-        BEAD_SETTABLE_FIELDS,
-};
+        BEAD_SETTABLE_FIELDS};
 
 static const struct field_spec bead_filter_fields[] = {
         {"ids", FIELD_BEAD_ID_ARRAY, 0, 0, 1000, NULL},
@@ -88,14 +86,15 @@ static const struct field_spec bead_redispatch_fields[] = {
 
 static struct db_stmt bead_list_stmt = {
         .name = "bead_list",
-        .sql = BEAD_PAGE_SELECT "(" BEAD_PAGE_ROWS " FROM beads b"
-                                " WHERE ($1::text IS NULL OR b.project_id = $1)"
-                                "   AND ($4::text IS NULL OR b.status = $4)"
-                                "   AND ($5::text IS NULL OR b.type = $5)"
-                                "   AND ($6::text IS NULL OR b.assigned_to = $6"
-                                "        OR ($6 = '' AND b.assigned_to IS NULL))"
-                                "   AND ($7::smallint IS NULL OR b.priority = $7::smallint)"
-                                "   AND ($8::text IS NULL OR b.tags @> ARRAY[$8::text])" BEAD_PAGE_END,
+        .sql = BEAD_PAGE_SELECT
+        "(" BEAD_PAGE_ROWS " FROM beads b"
+        " WHERE ($1::text IS NULL OR b.project_id = $1)"
+        "   AND ($4::text IS NULL OR b.status = $4)"
+        "   AND ($5::text IS NULL OR b.type = $5)"
+        "   AND ($6::text IS NULL OR b.assigned_to = $6"
+        "        OR ($6 = '' AND b.assigned_to IS NULL))"
+        "   AND ($7::smallint IS NULL OR b.priority = $7::smallint)"
+        "   AND ($8::text IS NULL OR b.tags @> ARRAY[$8::text])" BEAD_PAGE_END,
         .nparams = 8,
         .readonly = true,
 };
@@ -168,8 +167,9 @@ static int bead_check_values(struct request *req, json_object *body)
                                  v);
         v = input_string(body, "assigned_to");
         if (v && *v && !input_is_name(v))
-                return http_fail(req, ERR_INVALID, "assigned_to: must not contain control "
-                                                   "characters");
+                return http_fail(req, ERR_INVALID,
+                                 "assigned_to: must not contain control "
+                                 "characters");
         v = input_string(body, "agent_id");
         if (v && !input_is_name(v))
                 return http_fail(req, ERR_INVALID, "agent_id: must not contain control characters");
@@ -200,7 +200,8 @@ static int bead_list_filters(struct request *req, const char **params)
                 if ((v[0] == 'P' || v[0] == 'p') && v[1])
                         v++;
                 if (strlen(v) != 1 || v[0] < '0' || v[0] > '3')
-                        return http_fail(req, ERR_INVALID, "priority: must be 0 to 3 (or P0 to P3)");
+                        return http_fail(req, ERR_INVALID,
+                                         "priority: must be 0 to 3 (or P0 to P3)");
                 params[6] = v;
         }
         params[7] = query_get(req, "tag");
@@ -247,8 +248,8 @@ int api_beads_create(struct request *req)
         int rc = query_done(req);
 
         if (!rc)
-                rc = api_read_json(req, bead_create_fields, INPUT_NFIELDS(bead_create_fields), false,
-                                   false, &body);
+                rc = api_read_json(req, bead_create_fields, INPUT_NFIELDS(bead_create_fields),
+                                   false, false, &body);
         if (!rc)
                 rc = bead_check_values(req, body);
         if (rc)
@@ -301,8 +302,8 @@ int api_beads_bulk_update(struct request *req)
         int rc = query_done(req);
 
         if (!rc)
-                rc = api_read_json(req, bead_bulk_fields, INPUT_NFIELDS(bead_bulk_fields), false, false,
-                                   &body);
+                rc = api_read_json(req, bead_bulk_fields, INPUT_NFIELDS(bead_bulk_fields), false,
+                                   false, &body);
         if (rc)
                 return rc;
         json_object_object_get_ex(body, "filter", &filter);
@@ -316,9 +317,10 @@ int api_beads_bulk_update(struct request *req)
         if (rc)
                 return input_prefix_error(req, rc, "updates.");
         if (json_object_object_length(filter) == 0)
-                return http_fail(req, ERR_INVALID, "filter: name at least one condition (ids, "
-                                                   "project_id, status, type, assigned_to, "
-                                                   "priority, tag)");
+                return http_fail(req, ERR_INVALID,
+                                 "filter: name at least one condition (ids, "
+                                 "project_id, status, type, assigned_to, "
+                                 "priority, tag)");
         if (json_object_object_length(updates) == 0)
                 return http_fail(req, ERR_INVALID, "updates: no fields to update");
         params[0] = api_json_text(filter);
@@ -371,8 +373,8 @@ int api_beads_redispatch(struct request *req)
         if (!rc)
                 rc = query_done(req);
         if (!rc)
-                rc = api_read_json(req, bead_redispatch_fields, INPUT_NFIELDS(bead_redispatch_fields),
-                                   false, true, &body);
+                rc = api_read_json(req, bead_redispatch_fields,
+                                   INPUT_NFIELDS(bead_redispatch_fields), false, true, &body);
         if (rc)
                 return rc;
         params[0] = id;

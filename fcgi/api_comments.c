@@ -88,8 +88,9 @@ int api_comments_create(struct request *req)
                 return rc;
         author = input_string(body, "author_id");
         if (author && !input_is_name(author))
-                return http_fail(req, ERR_INVALID, "author_id: must not contain control "
-                                                   "characters");
+                return http_fail(req, ERR_INVALID,
+                                 "author_id: must not contain control "
+                                 "characters");
         params[0] = id;
         params[1] = api_json_text(body);
         params[2] = req->actor;

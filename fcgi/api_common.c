@@ -44,8 +44,9 @@ int api_param_bead_id(struct request *req, int i, const char **out)
 {
         *out = req->params[i];
         if (!input_is_bead_id(*out))
-                return http_fail(req, ERR_INVALID, "'%.64s' is not a valid bead id (want "
-                                                   "<prefix>-<number>)",
+                return http_fail(req, ERR_INVALID,
+                                 "'%.64s' is not a valid bead id (want "
+                                 "<prefix>-<number>)",
                                  *out);
         return ERR_OK;
 }

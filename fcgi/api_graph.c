@@ -90,8 +90,9 @@ int api_events_list(struct request *req)
                 return http_fail(req, ERR_INVALID, "project_id: '%.64s' is not a valid project id",
                                  params[0]);
         if (params[1] && !is_event_type(params[1]))
-                return http_fail(req, ERR_INVALID, "type: '%.64s' is not an event type "
-                                                   "(e.g. bead.created)",
+                return http_fail(req, ERR_INVALID,
+                                 "type: '%.64s' is not an event type "
+                                 "(e.g. bead.created)",
                                  params[1]);
         if (params[2] && !input_is_bead_id(params[2]))
                 return http_fail(req, ERR_INVALID, "bead_id: '%.64s' is not a bead id", params[2]);

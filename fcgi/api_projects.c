@@ -12,8 +12,7 @@
 
 static const char *const project_statuses[] = {"open", "closed", "reopened", NULL};
 static const char *const git_strategies[] = {"direct", "branch-pr", NULL};
-static const char *const git_auth_methods[] = {"none", "ssh", "token", "basic", "git-helper",
-                                               NULL};
+static const char *const git_auth_methods[] = {"none", "ssh", "token", "basic", "git-helper", NULL};
 
 #define PROJECT_COMMON_FIELDS                                                                      \
         {"description", FIELD_STRING, FIELD_NULLABLE, 0, 65536, NULL},                             \
@@ -34,19 +33,17 @@ static const char *const git_auth_methods[] = {"none", "ssh", "token", "basic", 
                 {"status", FIELD_STRING, FIELD_READONLY, 0, 0, NULL},                              \
                 {"created_at", FIELD_STRING, FIELD_READONLY, 0, 0, NULL},                          \
                 {"updated_at", FIELD_STRING, FIELD_READONLY, 0, 0, NULL},                          \
-                {"closed_at", FIELD_STRING, FIELD_READONLY, 0, 0, NULL}
+                {"closed_at", FIELD_STRING, FIELD_READONLY, 0, 0, NULL},
 
 static const struct field_spec project_create_fields[] = {
         {"id", FIELD_STRING, 0, 1, 63, NULL},
         {"name", FIELD_STRING, FIELD_REQUIRED, 1, 200, NULL},
-        PROJECT_COMMON_FIELDS,
-};
+        PROJECT_COMMON_FIELDS};
 
 static const struct field_spec project_update_fields[] = {
         {"id", FIELD_STRING, FIELD_READONLY, 0, 0, NULL},
         {"name", FIELD_STRING, 0, 1, 200, NULL},
-        PROJECT_COMMON_FIELDS,
-};
+        PROJECT_COMMON_FIELDS};
 
 static const struct field_spec project_close_fields[] = {
         {"force", FIELD_BOOL, 0, 0, 0, NULL},
@@ -132,8 +129,9 @@ static int project_check_ids(struct request *req, json_object *body)
 
         v = input_string(body, "id");
         if (v && !input_is_project_id(v))
-                return http_fail(req, ERR_INVALID, "id: '%.64s' is not a valid project id (lower-"
-                                                   "case letters, digits, '-' and '_', at most 63)",
+                return http_fail(req, ERR_INVALID,
+                                 "id: '%.64s' is not a valid project id (lower-"
+                                 "case letters, digits, '-' and '_', at most 63)",
                                  v);
         v = input_string(body, "parent_id");
         if (v && !input_is_project_id(v))
@@ -141,8 +139,9 @@ static int project_check_ids(struct request *req, json_object *body)
                                  v);
         v = input_string(body, "bead_prefix");
         if (v && !is_prefix(v))
-                return http_fail(req, ERR_INVALID, "bead_prefix: '%.64s' must be a letter followed "
-                                                   "by up to 15 letters or digits",
+                return http_fail(req, ERR_INVALID,
+                                 "bead_prefix: '%.64s' must be a letter followed "
+                                 "by up to 15 letters or digits",
                                  v);
         return ERR_OK;
 }
@@ -241,14 +240,15 @@ int api_projects_close(struct request *req)
         if (!rc)
                 rc = query_done(req);
         if (!rc)
-                rc = api_read_json(req, project_close_fields, INPUT_NFIELDS(project_close_fields), false,
-                                   true, &body);
+                rc = api_read_json(req, project_close_fields, INPUT_NFIELDS(project_close_fields),
+                                   false, true, &body);
         if (rc)
                 return rc;
         params[0] = id;
-        params[1] = json_object_object_get_ex(body, "force", &force) && json_object_get_boolean(force)
-                            ? "true"
-                            : "false";
+        params[1] =
+                json_object_object_get_ex(body, "force", &force) && json_object_get_boolean(force)
+                        ? "true"
+                        : "false";
         params[2] = input_string(body, "comment");
         params[3] = input_string(body, "author_id") ? input_string(body, "author_id") : req->actor;
         return api_send_row(req, &project_close_stmt, params, 200, NULL);

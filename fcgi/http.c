@@ -19,8 +19,7 @@ static const char *param(FCGX_Request *fcgx, const char *name)
         return v ? v : "";
 }
 
-void http_request_init(struct request *req, FCGX_Request *fcgx, struct arena *arena,
-                       struct db *db)
+void http_request_init(struct request *req, FCGX_Request *fcgx, struct arena *arena, struct db *db)
 {
         memset(req, 0, sizeof(*req));
         req->fcgx = fcgx;
@@ -67,8 +66,7 @@ int http_fail_db(struct request *req)
         case ERR_UNAVAILABLE:
                 return http_fail(req, ERR_UNAVAILABLE, "database unavailable; retry shortly");
         case ERR_INTERNAL:
-                return http_fail(req, ERR_INTERNAL, "internal error (request %s)",
-                                 req->request_id);
+                return http_fail(req, ERR_INTERNAL, "internal error (request %s)", req->request_id);
         default:
                 return http_fail(req, db->err, "%s", db->errmsg);
         }
@@ -160,8 +158,7 @@ static void http_send(struct request *req, int status, const char *ctype, const 
         n = snprintf(head, sizeof(head),
                      "Status: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-store\r\nX-Request-Id: %s\r\n",
-                     http_status_line(status), ctype, req->head ? (size_t)0 : len,
-                     req->request_id);
+                     http_status_line(status), ctype, req->head ? (size_t)0 : len, req->request_id);
         if (n < 0 || (size_t)n >= sizeof(head))
                 n = 0;
         http_write(req, head, (size_t)n);

@@ -56,19 +56,19 @@ struct request {
         /* response */
         int status;
         bool sent;
-        struct strbuf headers; /* extra response header lines, each ending in \r\n */
+        struct strbuf headers;   /* extra response header lines, each ending in \r\n */
         struct strbuf *capture;  /* unit tests: the whole response lands here */
         const char *preset_body; /* unit tests: the body, when fcgx is NULL */
         char error[HTTP_MAX_ERROR_MSG];
 };
 
 /* Reads the CGI parameters of fcgx into req (strings borrowed until FCGX_Finish_r). */
-void http_request_init(struct request *req, FCGX_Request *fcgx, struct arena *arena,
-                       struct db *db);
+void http_request_init(struct request *req, FCGX_Request *fcgx, struct arena *arena, struct db *db);
 /* Releases what http_request_init allocated outside the arena. */
 void http_request_release(struct request *req);
 
-/* Records the error message (formatted, truncated) and returns code, for `return http_fail(...)`. */
+/* Records the error message (formatted, truncated) and returns code, for `return http_fail(...)`.
+ */
 int http_fail(struct request *req, int code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4), warn_unused_result));
 /* Records the database's last error (hiding internal details) and returns its code. */
@@ -90,6 +90,7 @@ void http_finish(struct request *req, int rc);
 
 /* Reads the request body (JSON only, at most HTTP_MAX_BODY). *body is NUL-terminated, in the
  * arena; *len 0 when there is none. ERR_TOO_LARGE, ERR_MEDIA_TYPE or ERR_INVALID otherwise. */
-int http_read_body(struct request *req, char **body, size_t *len) __attribute__((warn_unused_result));
+int http_read_body(struct request *req, char **body, size_t *len)
+        __attribute__((warn_unused_result));
 
 #endif

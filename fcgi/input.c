@@ -28,8 +28,9 @@ int input_parse(struct request *req, const char *body, size_t len, bool allow_em
         }
         if (len == 0) {
                 if (!allow_empty)
-                        return http_fail(req, ERR_INVALID, "request body is empty; a JSON "
-                                                           "object is required");
+                        return http_fail(req, ERR_INVALID,
+                                         "request body is empty; a JSON "
+                                         "object is required");
                 *out = arena_defer(req->arena, input_put, json_object_new_object());
                 return ERR_OK;
         }

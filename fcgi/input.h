@@ -15,12 +15,12 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 
-#define INPUT_MAX_DEPTH 32
+#define INPUT_MAX_DEPTH  32
 #define INPUT_NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
 enum field_kind {
-        FIELD_STRING,        /* length in [min, max] bytes, valid UTF-8, no NUL */
-        FIELD_INT,           /* integer in [min, max] */
+        FIELD_STRING, /* length in [min, max] bytes, valid UTF-8, no NUL */
+        FIELD_INT,    /* integer in [min, max] */
         FIELD_BOOL,
         FIELD_STRING_ARRAY,  /* at most max items, each a string of 1..200 bytes */
         FIELD_OBJECT,        /* at most max keys of 1..128 bytes, any values */

@@ -31,8 +31,7 @@ static void api_handle(FCGX_Request *fcgx, struct server_thread *t)
         if (log_threshold <= LOG_LEVEL_DEBUG) {
                 char ctx[128];
 
-                snprintf(ctx, sizeof(ctx), "req=%s %s %.80s", req.request_id, req.method,
-                         req.path);
+                snprintf(ctx, sizeof(ctx), "req=%s %s %.80s", req.request_id, req.method, req.path);
                 log_set_context(ctx);
         }
         switch (route_find(loom_routes, loom_routes_count, &req, &route, allow, sizeof(allow))) {
@@ -43,8 +42,9 @@ static void api_handle(FCGX_Request *fcgx, struct server_thread *t)
                 break;
         case ROUTE_NO_METHOD:
                 http_add_header(&req, "Allow", allow);
-                rc = http_fail(&req, ERR_METHOD, "method %.10s is not allowed on %.200s (allowed: "
-                                                 "%s)",
+                rc = http_fail(&req, ERR_METHOD,
+                               "method %.10s is not allowed on %.200s (allowed: "
+                               "%s)",
                                req.method, req.path, allow);
                 break;
         case ROUTE_BAD_PATH:

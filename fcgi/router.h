@@ -24,10 +24,10 @@ struct route {
 };
 
 enum route_match {
-        ROUTE_FOUND,       /* *out set, req->params filled */
-        ROUTE_NO_METHOD,   /* the path exists with other methods; allow lists them */
-        ROUTE_NO_PATH,     /* nothing matches the path */
-        ROUTE_BAD_PATH,    /* the path is malformed (too long, empty or junk segments) */
+        ROUTE_FOUND,     /* *out set, req->params filled */
+        ROUTE_NO_METHOD, /* the path exists with other methods; allow lists them */
+        ROUTE_NO_PATH,   /* nothing matches the path */
+        ROUTE_BAD_PATH,  /* the path is malformed (too long, empty or junk segments) */
 };
 
 #define ROUTE_MAX_PATH     1024

@@ -14,8 +14,8 @@ struct arena_block;
 struct arena_cleanup;
 
 struct arena {
-        struct arena_block *head;        /* current block; older blocks chain behind it */
-        struct arena_cleanup *cleanups;  /* newest first */
+        struct arena_block *head;       /* current block; older blocks chain behind it */
+        struct arena_cleanup *cleanups; /* newest first */
         size_t block_size;
 };
 

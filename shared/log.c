@@ -73,7 +73,8 @@ void log_write(enum log_level level, const char *fmt, ...)
         w = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
         va_end(ap);
         if (w > 0) {
-                size_t end = n + ((size_t)w < sizeof(line) - n - 1 ? (size_t)w : sizeof(line) - n - 2);
+                size_t end =
+                        n + ((size_t)w < sizeof(line) - n - 1 ? (size_t)w : sizeof(line) - n - 2);
 
                 /* one event, one line: fold the newlines and tabs libpq puts in its messages */
                 for (; n < end; n++) {

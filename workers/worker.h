@@ -27,9 +27,9 @@ struct worker {
 
 struct worker_def {
         const char *name;
-        const char *channel;  /* LISTEN channel, or NULL */
-        bool needs_leader;    /* only the lock holder ticks */
-        int poll_ms;          /* longest sleep between ticks */
+        const char *channel; /* LISTEN channel, or NULL */
+        bool needs_leader;   /* only the lock holder ticks */
+        int poll_ms;         /* longest sleep between ticks */
         /* One unit of work; negative err_code on failure (logged, the loop goes on). */
         int (*tick)(struct worker *w);
 };

@@ -77,7 +77,7 @@ TEST(schema_is_migrated)
         char *v = sql1(&db, "SELECT count(*) FROM schema_migrations");
 
         CHECK(v != NULL);
-        CHECK(atoi(v) >= 2);
+        CHECK(strtol(v, NULL, 10) >= 2);
         free(v);
         v = sql1(&db, "SELECT to_regclass('beads') IS NOT NULL AND to_regclass('bead_deps') IS NOT"
                       " NULL AND to_regclass('events') IS NOT NULL");
@@ -180,10 +180,10 @@ TEST(ready_inherits_parent_blockers)
         const char *p = new_project();
         char *v;
 
-        new_bead(p, "");                                           /* 1 blocker */
-        new_bead(p, fmt(",\"blocked_by\":[\"%s-1\"]", p));         /* 2 epic, blocked by 1 */
-        new_bead(p, fmt(",\"parent\":\"%s-2\"", p));               /* 3 child of 2 */
-        new_bead(p, "");                                           /* 4 free */
+        new_bead(p, "");                                   /* 1 blocker */
+        new_bead(p, fmt(",\"blocked_by\":[\"%s-1\"]", p)); /* 2 epic, blocked by 1 */
+        new_bead(p, fmt(",\"parent\":\"%s-2\"", p));       /* 3 child of 2 */
+        new_bead(p, "");                                   /* 4 free */
         v = sql1(&db, fmt("SELECT array_to_string(loom_open_blockers('%s-3'), ',')", p));
         CHECK_STR(v, fmt("%s-1", p));
         free(v);
@@ -200,18 +200,17 @@ TEST(cycles_are_refused_across_kinds)
         new_bead(p, "");
         new_bead(p, fmt(",\"parent\":\"%s-1\"", p));
         /* 1 blocked by its own child 2: 2 would inherit 1's blocker, itself: a deadlock */
-        CHECK(!sql_ok(fmt("SELECT loom_bead_update('%s-1', '{\"blocked_by\":[\"%s-2\"]}', 't')",
-                          p, p)));
+        CHECK(!sql_ok(
+                fmt("SELECT loom_bead_update('%s-1', '{\"blocked_by\":[\"%s-2\"]}', 't')", p, p)));
         CHECK_INT(db.err, ERR_CONFLICT);
         CHECK_HAS(db.errmsg, "dependency cycle");
-        CHECK(!sql_ok(fmt("SELECT loom_bead_update('%s-1', '{\"parent\":\"%s-2\"}', 't')", p,
-                          p)));
-        CHECK(!sql_ok(fmt("SELECT loom_bead_update('%s-1', '{\"blocks\":[\"%s-1\"]}', 't')", p,
-                          p)));
+        CHECK(!sql_ok(fmt("SELECT loom_bead_update('%s-1', '{\"parent\":\"%s-2\"}', 't')", p, p)));
+        CHECK(!sql_ok(
+                fmt("SELECT loom_bead_update('%s-1', '{\"blocks\":[\"%s-1\"]}', 't')", p, p)));
         CHECK_INT(db.err, ERR_INVALID);
         /* related links are not dependencies: no cycle */
-        CHECK(sql_ok(fmt("SELECT loom_bead_update('%s-1', '{\"related_to\":[\"%s-2\"]}', 't')",
-                         p, p)));
+        CHECK(sql_ok(
+                fmt("SELECT loom_bead_update('%s-1', '{\"related_to\":[\"%s-2\"]}', 't')", p, p)));
 }
 
 TEST(bulk_update_is_all_or_nothing)
@@ -226,8 +225,8 @@ TEST(bulk_update_is_all_or_nothing)
         CHECK(!sql_ok(fmt("SELECT loom_bead_bulk_update('{\"project_id\":\"%s\"}', "
                           "'{\"priority\":0,\"parent\":\"%s-3\"}', 't')",
                           p, p)));
-        v = sql1(&db, fmt("SELECT count(*) FROM beads WHERE project_id = '%s' AND priority = 0",
-                          p));
+        v = sql1(&db,
+                 fmt("SELECT count(*) FROM beads WHERE project_id = '%s' AND priority = 0", p));
         CHECK_STR(v, "0");
         free(v);
 }
@@ -275,9 +274,10 @@ TEST(claim_race_one_winner_per_bead)
         char *v;
 
         race_prefix = new_project();
-        free(sql1(&db, fmt("SELECT count(loom_bead_create('{\"project_id\":\"%s\",\"title\":\"r\"}',"
-                           " 't')) FROM generate_series(1, %d)",
-                           race_prefix, RACE_BEADS)));
+        free(sql1(&db,
+                  fmt("SELECT count(loom_bead_create('{\"project_id\":\"%s\",\"title\":\"r\"}',"
+                      " 't')) FROM generate_series(1, %d)",
+                      race_prefix, RACE_BEADS)));
         for (long i = 0; i < RACE_CLIENTS; i++)
                 pthread_create(&t[i], NULL, race_client, (void *)i);
         for (int i = 0; i < RACE_CLIENTS; i++) {
@@ -288,7 +288,7 @@ TEST(claim_race_one_winner_per_bead)
         v = sql1(&db, fmt("SELECT count(*) FROM beads WHERE project_id = '%s' AND status = "
                           "'in_progress' AND assigned_to IS NOT NULL",
                           race_prefix));
-        CHECK_INT(atoi(v), RACE_BEADS);
+        CHECK_INT(strtol(v, NULL, 10), RACE_BEADS);
         free(v);
         /* exactly one bead.assigned event per bead */
         v = sql1(&db, fmt("SELECT count(DISTINCT bead_id) || '/' || count(*) FROM events WHERE "
@@ -315,8 +315,8 @@ TEST(start)
         CHECK_INT(db_connect(&db), ERR_OK);
 }
 
-TESTS(TESTLIB_CASE(start), TESTLIB_CASE(schema_is_migrated), TESTLIB_CASE(constraints_refuse_bad_rows),
-      TESTLIB_CASE(bead_ids_count_per_project), TESTLIB_CASE(failed_write_leaves_nothing),
-      TESTLIB_CASE(every_change_notifies_its_event), TESTLIB_CASE(ready_inherits_parent_blockers),
-      TESTLIB_CASE(cycles_are_refused_across_kinds), TESTLIB_CASE(bulk_update_is_all_or_nothing),
-      TESTLIB_CASE(claim_race_one_winner_per_bead))
+TESTS(TESTLIB_CASE(start), TESTLIB_CASE(schema_is_migrated),
+      TESTLIB_CASE(constraints_refuse_bad_rows), TESTLIB_CASE(bead_ids_count_per_project),
+      TESTLIB_CASE(failed_write_leaves_nothing), TESTLIB_CASE(every_change_notifies_its_event),
+      TESTLIB_CASE(ready_inherits_parent_blockers), TESTLIB_CASE(cycles_are_refused_across_kinds),
+      TESTLIB_CASE(bulk_update_is_all_or_nothing), TESTLIB_CASE(claim_race_one_winner_per_bead))

@@ -35,7 +35,7 @@ static int testlib_failed;
         do {                                                                                       \
                 long long testlib_a = (long long)(a), testlib_b = (long long)(b);                  \
                 if (testlib_a != testlib_b) {                                                      \
-                        printf("#   %s:%d: %s == %lld, want %lld\n", __FILE__, __LINE__, #a,      \
+                        printf("#   %s:%d: %s == %lld, want %lld\n", __FILE__, __LINE__, #a,       \
                                testlib_a, testlib_b);                                              \
                         testlib_failed = 1;                                                        \
                         return;                                                                    \
@@ -46,7 +46,7 @@ static int testlib_failed;
         do {                                                                                       \
                 const char *testlib_a = (a), *testlib_b = (b);                                     \
                 if (!testlib_a || !testlib_b || strcmp(testlib_a, testlib_b) != 0) {               \
-                        printf("#   %s:%d: %s == \"%s\", want \"%s\"\n", __FILE__, __LINE__, #a,  \
+                        printf("#   %s:%d: %s == \"%s\", want \"%s\"\n", __FILE__, __LINE__, #a,   \
                                testlib_a ? testlib_a : "(null)",                                   \
                                testlib_b ? testlib_b : "(null)");                                  \
                         testlib_failed = 1;                                                        \
@@ -59,7 +59,7 @@ static int testlib_failed;
         do {                                                                                       \
                 const char *testlib_a = (a), *testlib_b = (b);                                     \
                 if (!testlib_a || !strstr(testlib_a, testlib_b)) {                                 \
-                        printf("#   %s:%d: %s == \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, #a,  \
+                        printf("#   %s:%d: %s == \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, #a,   \
                                testlib_a ? testlib_a : "(null)", testlib_b);                       \
                         testlib_failed = 1;                                                        \
                         return;                                                                    \
@@ -85,13 +85,16 @@ static inline int testlib_run(const char *file, const struct testlib_case *cases
         return failed ? 1 : 0;
 }
 
-#define TESTLIB_CASE(fn) {#fn, fn}
+#define TESTLIB_CASE(fn)                                                                           \
+        {                                                                                          \
+#fn, fn                                                                            \
+        }
 #define TESTS(...)                                                                                 \
         int main(void)                                                                             \
         {                                                                                          \
                 static const struct testlib_case testlib_cases[] = {__VA_ARGS__};                  \
                 return testlib_run(__FILE__, testlib_cases,                                        \
-                                   sizeof(testlib_cases) / sizeof(testlib_cases[0]));             \
+                                   sizeof(testlib_cases) / sizeof(testlib_cases[0]));              \
         }
 
 #endif

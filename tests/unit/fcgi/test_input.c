@@ -152,6 +152,7 @@ TEST(id_syntax)
         CHECK(!input_is_name(""));
 }
 
-TESTS(TESTLIB_CASE(good_body_passes), TESTLIB_CASE(malformed_json), TESTLIB_CASE(deep_nesting_refused),
-      TESTLIB_CASE(wrong_types), TESTLIB_CASE(ranges_enums_and_limits),
-      TESTLIB_CASE(required_unknown_readonly), TESTLIB_CASE(id_syntax))
+TESTS(TESTLIB_CASE(good_body_passes), TESTLIB_CASE(malformed_json),
+      TESTLIB_CASE(deep_nesting_refused), TESTLIB_CASE(wrong_types),
+      TESTLIB_CASE(ranges_enums_and_limits), TESTLIB_CASE(required_unknown_readonly),
+      TESTLIB_CASE(id_syntax))

@@ -62,5 +62,6 @@ TEST(cleanups_run_newest_first_on_reset)
         arena_release(&a);
 }
 
-TESTS(TESTLIB_CASE(allocations_are_aligned_and_distinct), TESTLIB_CASE(large_allocation_gets_own_block),
+TESTS(TESTLIB_CASE(allocations_are_aligned_and_distinct),
+      TESTLIB_CASE(large_allocation_gets_own_block),
       TESTLIB_CASE(cleanups_run_newest_first_on_reset))
