@@ -15,13 +15,13 @@
 
 static struct db_stmt work_graph_stmt = {
         .name = "work_graph",
-        .sql = "WITH bs AS (SELECT b AS r, b.id FROM beads b"
+        .sql = "WITH bs AS (SELECT b.id FROM beads b"
                "            WHERE ($1::text IS NULL OR b.project_id = $1)"
                "            ORDER BY b.id LIMIT 5001),"
                "     page AS (SELECT * FROM bs ORDER BY id LIMIT 5000)"
                " SELECT json_build_object("
-               "  'beads', (SELECT coalesce(json_object_agg(p.id, loom_bead_json(p.r)), '{}')"
-               "            FROM page p),"
+               "  'beads', (SELECT coalesce(json_object_agg(b.id, loom_bead_json(b)), '{}')"
+               "            FROM page p JOIN beads b ON b.id = p.id),"
                "  'edges', (SELECT coalesce(json_agg(json_build_object('from', d.depends_on_id,"
                "                     'to', d.bead_id, 'relationship', d.kind)"
                "                   ORDER BY d.depends_on_id, d.bead_id, d.kind), '[]')"

@@ -22,7 +22,8 @@
 
 static atomic_int db_next_slot = 1;
 
-static const char db_session_setup[] = "SET TIME ZONE 'UTC'; SET statement_timeout = '30s'";
+static const char db_session_setup[] =
+        "SET TIME ZONE 'UTC'; SET statement_timeout = '30s'; SET client_min_messages = warning";
 
 static int64_t now_ms(void)
 {
@@ -168,10 +169,13 @@ static bool db_result_failed(struct db *db, struct db_stmt *st, PGresult *res, i
         if (!msg)
                 msg = PQerrorMessage(db->conn);
         if (lost) {
-                db_disconnect(db);
-                db_fail(db, ERR_UNAVAILABLE, state, "database connection lost");
+                bool retry = attempt == 0 && ((st && st->readonly) || (state && db_never_ran(state)));
+
+                /* msg and state point into res or the connection: use them before it goes */
                 log_warn("database connection lost running %s: %s", st ? st->name : "sql", msg);
-                return attempt == 0 && ((st && st->readonly) || (state && db_never_ran(state)));
+                db_fail(db, ERR_UNAVAILABLE, state, "database connection lost");
+                db_disconnect(db);
+                return retry;
         }
         if (state && db_transient(state) && attempt < DB_MAX_TRANSIENT_RETRIES) {
                 db_fail(db, ERR_CONFLICT, state, msg);

@@ -12,7 +12,6 @@ CREATE TABLE projects (
     branch          text NOT NULL DEFAULT 'main' CHECK (length(branch) BETWEEN 1 AND 200),
     beads_path      text NOT NULL DEFAULT '.beads' CHECK (length(beads_path) <= 500),
     bead_prefix     text NOT NULL UNIQUE CHECK (bead_prefix ~ '^[A-Za-z][A-Za-z0-9]{0,15}$'),
-    bead_seq        bigint NOT NULL DEFAULT 0,
     parent_id       text REFERENCES projects (id) ON DELETE SET NULL,
     status          text NOT NULL DEFAULT 'open'
                     CHECK (status IN ('open', 'closed', 'reopened')),
@@ -33,6 +32,8 @@ CREATE TABLE projects (
     CHECK (parent_id IS DISTINCT FROM id)
 );
 
+-- Bead numbers come from one sequence per project (loom_bead_seq_<md5 of the project id>), made
+-- and dropped with the project: concurrent creates in one project never wait on each other.
 CREATE TABLE beads (
     id             text PRIMARY KEY CHECK (id ~ '^[A-Za-z][A-Za-z0-9]{0,15}-[0-9]+$'),
     project_id     text NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
@@ -45,6 +46,13 @@ CREATE TABLE beads (
     priority       smallint NOT NULL DEFAULT 2 CHECK (priority BETWEEN 0 AND 3),
     assigned_to    text CHECK (length(assigned_to) BETWEEN 1 AND 200),
     tags           text[] NOT NULL DEFAULT '{}' CHECK (cardinality(tags) <= 64),
+    -- A read cache of this bead's bead_deps edges, kept exact by the bead_deps_sync trigger in
+    -- the transaction that changes an edge: every bead read is then one row, no joins.
+    blocked_by     text[] NOT NULL DEFAULT '{}',
+    blocks         text[] NOT NULL DEFAULT '{}',
+    parent         text,
+    children       text[] NOT NULL DEFAULT '{}',
+    related_to     text[] NOT NULL DEFAULT '{}',
     context        jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(context) = 'object'),
     due_date       timestamptz,
     milestone_id   text CHECK (length(milestone_id) <= 200),
@@ -55,10 +63,10 @@ CREATE TABLE beads (
     CHECK ((status = 'closed') = (closed_at IS NOT NULL))
 );
 
--- The ready query walks open beads of a project in priority order.
-CREATE INDEX beads_open_idx ON beads (project_id, priority, created_at, id) WHERE status = 'open';
+-- Ready work is walked in priority order, across projects (dispatcher) or within one; lists
+-- of a project use the second index in the same order.
+CREATE INDEX beads_open_idx ON beads (priority, created_at, id) WHERE status = 'open';
 CREATE INDEX beads_project_idx ON beads (project_id, priority, created_at, id);
-CREATE INDEX beads_status_idx ON beads (status, priority, created_at);
 CREATE INDEX beads_assigned_idx ON beads (assigned_to) WHERE assigned_to IS NOT NULL;
 CREATE INDEX beads_tags_idx ON beads USING gin (tags);
 
@@ -79,6 +87,40 @@ CREATE TABLE bead_deps (
 );
 CREATE INDEX bead_deps_reverse_idx ON bead_deps (depends_on_id, kind);
 CREATE UNIQUE INDEX bead_deps_one_parent ON bead_deps (bead_id) WHERE kind = 'parent';
+
+-- Keeps the link arrays of both ends of an edge equal to bead_deps (see beads.blocked_by).
+CREATE FUNCTION loom_bead_links_refresh(ids text[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE beads b SET
+        blocked_by = ARRAY(SELECT d.depends_on_id FROM bead_deps d
+                           WHERE d.bead_id = b.id AND d.kind = 'blocks' ORDER BY 1),
+        blocks = ARRAY(SELECT d.bead_id FROM bead_deps d
+                       WHERE d.depends_on_id = b.id AND d.kind = 'blocks' ORDER BY 1),
+        parent = (SELECT d.depends_on_id FROM bead_deps d
+                  WHERE d.bead_id = b.id AND d.kind = 'parent'),
+        children = ARRAY(SELECT d.bead_id FROM bead_deps d
+                         WHERE d.depends_on_id = b.id AND d.kind = 'parent' ORDER BY 1),
+        related_to = ARRAY(SELECT x FROM (
+                             SELECT d.depends_on_id AS x FROM bead_deps d
+                             WHERE d.bead_id = b.id AND d.kind = 'related'
+                             UNION ALL
+                             SELECT d.bead_id FROM bead_deps d
+                             WHERE d.depends_on_id = b.id AND d.kind = 'related') r ORDER BY 1)
+    WHERE b.id = ANY (ids);
+END $$;
+
+CREATE FUNCTION loom_bead_deps_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM loom_bead_links_refresh(ARRAY[OLD.bead_id, OLD.depends_on_id]);
+    ELSE
+        PERFORM loom_bead_links_refresh(ARRAY[NEW.bead_id, NEW.depends_on_id]);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER bead_deps_sync AFTER INSERT OR DELETE ON bead_deps
+    FOR EACH ROW EXECUTE FUNCTION loom_bead_deps_sync();
 
 CREATE TABLE bead_comments (
     id              bigserial PRIMARY KEY,
@@ -108,7 +150,6 @@ CREATE TABLE events (
 );
 CREATE INDEX events_project_idx ON events (project_id, id);
 CREATE INDEX events_type_idx ON events (type, id);
-CREATE INDEX events_created_idx ON events (created_at);
 
 CREATE FUNCTION loom_events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

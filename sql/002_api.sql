@@ -13,43 +13,42 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = code, MESSAGE = msg;
 END $$;
 
+-- Helpers that run statements are PL/pgSQL, not SQL: PL/pgSQL caches their plans per session,
+-- while a SQL function that cannot be inlined is planned again on every call.
 CREATE FUNCTION loom_event(etype text, proj text, bead text, actor text, payload jsonb)
-RETURNS bigint LANGUAGE sql AS $$
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    eid bigint;
+BEGIN
     INSERT INTO events (type, project_id, bead_id, actor, payload)
     VALUES (etype, proj, bead, coalesce(actor, 'system'), coalesce(payload, '{}'))
-    RETURNING id
-$$;
+    RETURNING id INTO eid;
+    RETURN eid;
+END $$;
 
 -- ---- JSON views --------------------------------------------------------------------------
 
+-- A bead as the API shows it: one row, no subqueries, so the planner inlines it anywhere.
 CREATE FUNCTION loom_bead_json(b beads) RETURNS json LANGUAGE sql STABLE AS $$
     SELECT json_build_object(
         'id', b.id, 'type', b.type, 'title', b.title, 'description', b.description,
         'status', b.status, 'priority', b.priority, 'project_id', b.project_id,
-        'assigned_to', b.assigned_to,
-        'blocked_by', ARRAY(SELECT d.depends_on_id FROM bead_deps d
-                            WHERE d.bead_id = b.id AND d.kind = 'blocks' ORDER BY 1),
-        'blocks', ARRAY(SELECT d.bead_id FROM bead_deps d
-                        WHERE d.depends_on_id = b.id AND d.kind = 'blocks' ORDER BY 1),
-        'related_to', ARRAY(SELECT x FROM (
-                              SELECT d.depends_on_id AS x FROM bead_deps d
-                              WHERE d.bead_id = b.id AND d.kind = 'related'
-                              UNION ALL
-                              SELECT d.bead_id FROM bead_deps d
-                              WHERE d.depends_on_id = b.id AND d.kind = 'related') r ORDER BY 1),
-        'parent', (SELECT d.depends_on_id FROM bead_deps d
-                   WHERE d.bead_id = b.id AND d.kind = 'parent'),
-        'children', ARRAY(SELECT d.bead_id FROM bead_deps d
-                          WHERE d.depends_on_id = b.id AND d.kind = 'parent' ORDER BY 1),
+        'assigned_to', b.assigned_to, 'blocked_by', b.blocked_by, 'blocks', b.blocks,
+        'related_to', b.related_to, 'parent', b.parent, 'children', b.children,
         'tags', b.tags, 'context', b.context,
         'due_date', b.due_date, 'milestone_id', b.milestone_id,
         'estimated_time', b.estimated_time,
         'created_at', b.created_at, 'updated_at', b.updated_at, 'closed_at', b.closed_at)
 $$;
 
--- What an event carries about a bead: everything but the (possibly long) description.
-CREATE FUNCTION loom_bead_brief(b beads) RETURNS jsonb LANGUAGE sql STABLE AS $$
-    SELECT loom_bead_json(b)::jsonb - 'description'
+-- The bead with this id as JSON (NULL when there is none), re-read after links changed.
+CREATE FUNCTION loom_bead_json(bid text) RETURNS json LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT loom_bead_json(b) FROM beads b WHERE b.id = bid);
+END $$;
+
+CREATE FUNCTION loom_bead_seq(pid text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT 'loom_bead_seq_' || md5(pid)
 $$;
 
 CREATE FUNCTION loom_project_json(p projects) RETURNS json LANGUAGE sql STABLE AS $$
@@ -128,10 +127,11 @@ BEGIN
     END IF;
 END $$;
 
-CREATE FUNCTION loom_json_ids(p jsonb, field text) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce(array_agg(DISTINCT x), '{}') FROM jsonb_array_elements_text(
-        CASE WHEN jsonb_typeof(p -> field) = 'array' THEN p -> field ELSE '[]' END) AS x
-$$;
+CREATE FUNCTION loom_json_ids(p jsonb, field text) RETURNS text[] LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN ARRAY(SELECT DISTINCT x FROM jsonb_array_elements_text(
+        CASE WHEN jsonb_typeof(p -> field) = 'array' THEN p -> field ELSE '[]' END) AS x);
+END $$;
 
 -- Replaces the link sets named in p (blocked_by, blocks, parent, children, related_to) of bid.
 -- Returns true when any link field was present.  Dependency changes are serialised by an
@@ -180,23 +180,30 @@ END $$;
 
 -- ---- beads -------------------------------------------------------------------------------
 
-CREATE FUNCTION loom_json_text_array(v jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce(array_agg(x), '{}') FROM jsonb_array_elements_text(v) AS x
-$$;
+CREATE FUNCTION loom_json_text_array(v jsonb) RETURNS text[] LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF v IS NULL OR jsonb_typeof(v) <> 'array' THEN
+        RETURN NULL;
+    END IF;
+    RETURN ARRAY(SELECT jsonb_array_elements_text(v));
+END $$;
 
 -- Context patch: keys with null values are removed, others set (JSON merge patch, one level).
-CREATE FUNCTION loom_context_merge(cur jsonb, patch jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$
-    SELECT (cur || jsonb_strip_nulls(patch))
-           - ARRAY(SELECT key FROM jsonb_each(patch) WHERE value = 'null'::jsonb)
-$$;
+CREATE FUNCTION loom_context_merge(cur jsonb, patch jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN (cur || jsonb_strip_nulls(patch))
+           - ARRAY(SELECT key FROM jsonb_each(patch) WHERE value = 'null'::jsonb);
+END $$;
 
 CREATE FUNCTION loom_bead_create(p jsonb, actor text) RETURNS json LANGUAGE plpgsql AS $$
 DECLARE
     proj projects;
     b beads;
+    doc json;
 BEGIN
-    UPDATE projects SET bead_seq = bead_seq + 1 WHERE id = p ->> 'project_id'
-    RETURNING * INTO proj;
+    -- KEY SHARE: concurrent creates proceed together; a delete of the project waits
+    SELECT * INTO proj FROM projects WHERE id = p ->> 'project_id' FOR KEY SHARE;
     IF NOT FOUND THEN
         PERFORM loom_raise('LM400', format('project_id: project %s does not exist',
                                            p ->> 'project_id'));
@@ -206,7 +213,7 @@ BEGIN
     END IF;
     INSERT INTO beads (id, project_id, type, title, description, status, priority, assigned_to,
                        tags, context, due_date, milestone_id, estimated_time, closed_at)
-    VALUES (proj.bead_prefix || '-' || proj.bead_seq, proj.id,
+    VALUES (proj.bead_prefix || '-' || nextval(loom_bead_seq(proj.id)::regclass), proj.id,
             coalesce(p ->> 'type', 'task'), p ->> 'title', coalesce(p ->> 'description', ''),
             coalesce(p ->> 'status', 'open'), coalesce((p ->> 'priority')::smallint, 2),
             nullif(p ->> 'assigned_to', ''),
@@ -216,20 +223,26 @@ BEGIN
             (p ->> 'estimated_time')::integer,
             CASE WHEN p ->> 'status' = 'closed' THEN now() END)
     RETURNING * INTO b;
-    PERFORM loom_bead_set_links(b.id, p);
+    IF loom_bead_set_links(b.id, p) THEN
+        SELECT * INTO b FROM beads WHERE id = b.id; -- the trigger filled the link arrays
+    END IF;
+    doc := loom_bead_json(b);
     PERFORM loom_event('bead.created', b.project_id, b.id, actor,
-                       jsonb_build_object('bead', loom_bead_brief(b)));
-    RETURN loom_bead_json(b);
+                       jsonb_build_object('bead', doc::jsonb - 'description'));
+    RETURN doc;
 END $$;
 
 -- Applies a validated partial update to one bead and writes its events; the row is returned.
-CREATE FUNCTION loom_bead_apply(bid text, p jsonb, actor text) RETURNS beads
+CREATE FUNCTION loom_bead_apply(bid text, p jsonb, actor text) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
     old beads;
     b beads;
-    links boolean;
+    doc json;
 BEGIN
+    IF p ?| ARRAY['blocked_by', 'blocks', 'parent', 'children', 'related_to'] THEN
+        PERFORM pg_advisory_xact_lock(7606203, 1); -- before any row lock: see set_links
+    END IF;
     SELECT * INTO old FROM beads WHERE id = bid FOR UPDATE;
     IF NOT FOUND THEN
         PERFORM loom_raise('LM404', format('bead %s not found', bid));
@@ -258,9 +271,12 @@ BEGIN
         updated_at = now()
     WHERE id = bid
     RETURNING * INTO b;
-    links := loom_bead_set_links(bid, p);
+    IF loom_bead_set_links(bid, p) THEN
+        SELECT * INTO b FROM beads WHERE id = bid; -- the trigger refreshed the link arrays
+    END IF;
+    doc := loom_bead_json(b);
     PERFORM loom_event('bead.updated', b.project_id, b.id, actor,
-                       jsonb_build_object('bead', loom_bead_brief(b),
+                       jsonb_build_object('bead', doc::jsonb - 'description',
                                           'fields', (SELECT jsonb_agg(k ORDER BY k)
                                                      FROM jsonb_object_keys(p) k)));
     IF b.status IS DISTINCT FROM old.status THEN
@@ -274,16 +290,13 @@ BEGIN
         PERFORM loom_event('bead.assigned', b.project_id, b.id, actor,
                            jsonb_build_object('assigned_to', b.assigned_to));
     END IF;
-    RETURN b;
+    RETURN doc;
 END $$;
 
 CREATE FUNCTION loom_bead_update(bid text, p jsonb, actor text) RETURNS json
 LANGUAGE plpgsql AS $$
-DECLARE
-    b beads;
 BEGIN
-    b := loom_bead_apply(bid, p, actor);
-    RETURN loom_bead_json(b);
+    RETURN loom_bead_apply(bid, p, actor);
 END $$;
 
 -- Bulk PATCH: {filter, updates}.  The filter must name something; at most 1000 beads change,
@@ -351,7 +364,8 @@ BEGIN
     UPDATE beads SET assigned_to = agent, status = 'in_progress', updated_at = now()
     WHERE id = bid RETURNING * INTO b;
     PERFORM loom_event('bead.assigned', b.project_id, b.id, actor,
-                       jsonb_build_object('assigned_to', agent, 'bead', loom_bead_brief(b)));
+                       jsonb_build_object('assigned_to', agent,
+                                          'bead', loom_bead_json(b)::jsonb - 'description'));
     PERFORM loom_event('bead.status_change', b.project_id, b.id, actor,
                        jsonb_build_object('from', cur.status, 'to', b.status));
     RETURN loom_bead_json(b);
@@ -380,7 +394,8 @@ BEGIN
                                         'redispatch_requested_reason', coalesce(reason, ''))
     WHERE id = bid RETURNING * INTO b;
     PERFORM loom_event('bead.redispatched', b.project_id, b.id, actor,
-                       jsonb_build_object('reason', reason, 'bead', loom_bead_brief(b)));
+                       jsonb_build_object('reason', reason,
+                                          'bead', loom_bead_json(b)::jsonb - 'description'));
     IF cur.status <> 'open' THEN
         PERFORM loom_event('bead.status_change', b.project_id, b.id, actor,
                            jsonb_build_object('from', cur.status, 'to', 'open'));
@@ -511,6 +526,7 @@ BEGIN
             coalesce(p ->> 'default_branch', p ->> 'branch', 'main'),
             coalesce(jsonb_strip_nulls(p -> 'context'), '{}'))
     RETURNING * INTO r;
+    EXECUTE format('CREATE SEQUENCE %I', loom_bead_seq(pid));
     PERFORM loom_event('project.created', r.id, NULL, actor,
                        jsonb_build_object('project', loom_project_json(r)::jsonb));
     RETURN loom_project_json(r);
@@ -585,6 +601,7 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM loom_raise('LM404', format('project %s not found', pid));
     END IF;
+    EXECUTE format('DROP SEQUENCE IF EXISTS %I', loom_bead_seq(pid));
     PERFORM loom_event('project.deleted', pid, NULL, actor,
                        jsonb_build_object('id', pid, 'beads_deleted', n));
     RETURN json_build_object('id', pid, 'deleted', true, 'beads_deleted', n);

@@ -4,8 +4,9 @@
 #
 #   . tests/lib/stack.sh
 #   stack_start          deploy/stack.sh up with LOOM_VAR=$(mktemp -d), free random HTTP and
-#                        PostgreSQL ports, LOOM_PG_FAST=1, 2 API processes, 1 executor
-#                        (STACK_API_PROCS / STACK_EXECUTORS / STACK_API_THREADS override);
+#                        PostgreSQL ports, LOOM_PG_FAST=1, 2 API processes x 8 threads,
+#                        1 executor (STACK_API_PROCS / STACK_API_THREADS / STACK_EXECUTORS
+#                        override; LOOM_API_PROCS / LOOM_API_THREADS are honoured too);
 #                        exports LOOM_URL (http://127.0.0.1:PORT), LOOM_VAR, LOOM_DATABASE_URL
 #                        and registers stack_cleanup on EXIT (added to any existing trap).
 #   stack_stop           deploy/stack.sh down, then delete the var dir (kept if KEEP_STACK=1)
@@ -69,7 +70,8 @@ stack_start() {
 		env -u LOOM_DATABASE_URL "${db[@]}" \
 			LOOM_VAR="$_STACK_VAR" LOOM_HTTP_BIND=127.0.0.1 LOOM_HTTP_PORT="$http_port" \
 			LOOM_PG_PORT="$pg_port" LOOM_PG_FAST=1 \
-			LOOM_API_PROCS="${STACK_API_PROCS:-2}" LOOM_API_THREADS="${STACK_API_THREADS:-8}" \
+			LOOM_API_PROCS="${STACK_API_PROCS:-${LOOM_API_PROCS:-2}}" \
+			LOOM_API_THREADS="${STACK_API_THREADS:-${LOOM_API_THREADS:-8}}" \
 			LOOM_EXECUTORS="${STACK_EXECUTORS:-1}" \
 			"$_STACK_REPO/deploy/stack.sh" up || rc=$?
 		# 75: a port was taken between our check and the start; try other ports.
