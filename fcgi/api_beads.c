@@ -79,13 +79,14 @@ static const struct field_spec bead_redispatch_fields[] = {
  * page's rows are then joined to the JSON view, and "more" is whether row limit + 1 came back.
  */
 #define BEAD_PAGE_SELECT                                                                           \
-        "SELECT coalesce(json_agg(loom_bead_json(v) ORDER BY s.n) FILTER (WHERE s.n <= $2::int), '[]'),"       \
+        "SELECT coalesce(json_agg(loom_bead_json(v) ORDER BY s.n) FILTER (WHERE s.n <= $2::int), " \
+        "'[]'),"                                                                                   \
         "       count(*) > $2::int"                                                                \
         " FROM (SELECT p.id, row_number() OVER (ORDER BY p.priority, p.created_at, p.id) AS n"     \
         "       FROM "
 #define BEAD_PAGE_ROWS "SELECT b.id, b.priority, b.created_at"
 #define BEAD_PAGE_END                                                                              \
-        " ORDER BY b.priority, b.created_at, b.id LIMIT $2::int + 1 OFFSET $3::int) p) s"         \
+        " ORDER BY b.priority, b.created_at, b.id LIMIT $2::int + 1 OFFSET $3::int) p) s"          \
         " JOIN beads v ON v.id = s.id"
 
 static struct db_stmt bead_list_stmt = {

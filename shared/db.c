@@ -169,7 +169,8 @@ static bool db_result_failed(struct db *db, struct db_stmt *st, PGresult *res, i
         if (!msg)
                 msg = PQerrorMessage(db->conn);
         if (lost) {
-                bool retry = attempt == 0 && ((st && st->readonly) || (state && db_never_ran(state)));
+                bool retry =
+                        attempt == 0 && ((st && st->readonly) || (state && db_never_ran(state)));
 
                 /* msg and state point into res or the connection: use them before it goes */
                 log_warn("database connection lost running %s: %s", st ? st->name : "sql", msg);
