@@ -11,7 +11,7 @@
 #   LOOM_PG_PORT        port of the cluster in <var>/pg      default 5544
 #   LOOM_DATABASE_URL   use this external PostgreSQL instead: no cluster is created or supervised
 #   LOOM_API_PROCS      loom-api processes                   default 2
-#   LOOM_API_THREADS    threads per loom-api process         default 8
+#   LOOM_API_THREADS    threads per loom-api process         default 4
 #   LOOM_EXECUTORS      loom-executor processes (0 = none)   default 2
 #   LOOM_SSE_MAX_STREAMS  stream cap passed to loom-sse      default: loom-sse's own
 #   LOOM_LOG_LEVEL      passed to every Loom program         default info
@@ -61,7 +61,7 @@ load_settings() {
 	HTTP_PORT=${LOOM_HTTP_PORT:-8080}
 	PG_PORT=${LOOM_PG_PORT:-5544}
 	API_PROCS=${LOOM_API_PROCS:-2}
-	API_THREADS=${LOOM_API_THREADS:-8}
+	API_THREADS=${LOOM_API_THREADS:-4}
 	EXECUTORS=${LOOM_EXECUTORS:-2}
 	SSE_MAX_STREAMS=${LOOM_SSE_MAX_STREAMS:-}
 	LOG_LEVEL=${LOOM_LOG_LEVEL:-info}

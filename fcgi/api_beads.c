@@ -75,19 +75,17 @@ static const struct field_spec bead_redispatch_fields[] = {
 
 /* The page of beads in s(r, n) as (json array, more) — shared by list and ready. */
 /*
- * A page of beads as (json array, more).  The inner query picks limit + 1 ids in order; only the
- * page's rows are then joined to the JSON view, and "more" is whether row limit + 1 came back.
+ * A page of beads as (json array, more).  The inner query takes limit + 1 whole rows in order;
+ * they are numbered after OFFSET, so "more" is whether row limit + 1 came back.
  */
 #define BEAD_PAGE_SELECT                                                                           \
-        "SELECT coalesce(json_agg(loom_bead_json(v) ORDER BY s.n) FILTER (WHERE s.n <= $2::int), " \
-        "'[]'),"                                                                                   \
-        "       count(*) > $2::int"                                                                \
-        " FROM (SELECT p.id, row_number() OVER (ORDER BY p.priority, p.created_at, p.id) AS n"     \
-        "       FROM "
-#define BEAD_PAGE_ROWS "SELECT b.id, b.priority, b.created_at"
+        "SELECT coalesce(json_agg(loom_bead_json(p.r) ORDER BY p.n)"                               \
+        "                FILTER (WHERE p.n <= $2::int), '[]'), count(*) > $2::int"                 \
+        " FROM (SELECT x.r, row_number() OVER (ORDER BY (x.r).priority, (x.r).created_at,"         \
+        "                                            (x.r).id) AS n FROM "
+#define BEAD_PAGE_ROWS "SELECT b AS r"
 #define BEAD_PAGE_END                                                                              \
-        " ORDER BY b.priority, b.created_at, b.id LIMIT $2::int + 1 OFFSET $3::int) p) s"          \
-        " JOIN beads v ON v.id = s.id"
+        " ORDER BY b.priority, b.created_at, b.id LIMIT $2::int + 1 OFFSET $3::int) x) p"
 
 static struct db_stmt bead_list_stmt = {
         .name = "bead_list",

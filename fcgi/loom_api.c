@@ -6,7 +6,7 @@
  * any number of these processes, on any number of hosts, can sit behind one nginx upstream.
  *
  *   LOOM_DATABASE_URL   libpq connection string
- *   LOOM_API_THREADS    request threads (default 8), each with one database connection
+ *   LOOM_API_THREADS    request threads (default 4), each with one database connection
  *   LOOM_FCGI_LISTEN    unix path or host:port; unset = fd 0 from supervisord [fcgi-program]
  */
 #include "api.h"
@@ -69,6 +69,6 @@ int main(void)
 
         log_setup("loom-api");
         api_started_at = api_now();
-        cfg.threads = (int)config_long("LOOM_API_THREADS", 8, 1, 256);
+        cfg.threads = (int)config_long("LOOM_API_THREADS", 4, 1, 256);
         return server_run(&cfg);
 }

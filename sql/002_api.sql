@@ -202,8 +202,8 @@ DECLARE
     b beads;
     doc json;
 BEGIN
-    -- KEY SHARE: concurrent creates proceed together; a delete of the project waits
-    SELECT * INTO proj FROM projects WHERE id = p ->> 'project_id' FOR KEY SHARE;
+    -- no lock of our own: the foreign key check already holds the project against a delete
+    SELECT * INTO proj FROM projects WHERE id = p ->> 'project_id';
     IF NOT FOUND THEN
         PERFORM loom_raise('LM400', format('project_id: project %s does not exist',
                                            p ->> 'project_id'));

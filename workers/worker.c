@@ -132,6 +132,8 @@ int worker_main(const struct worker_def *def)
                                          w.db.errmsg);
                 }
                 worker_wait(&w, def->poll_ms);
+                if (def->min_gap_ms > 0 && !worker_stop)
+                        poll(NULL, 0, def->min_gap_ms); /* notifications pile up meanwhile */
         }
         log_info("%s stopping after %lu ticks", def->name, w.ticks);
         arena_release(&w.arena);

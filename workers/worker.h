@@ -30,6 +30,7 @@ struct worker_def {
         const char *channel; /* LISTEN channel, or NULL */
         bool needs_leader;   /* only the lock holder ticks */
         int poll_ms;         /* longest sleep between ticks */
+        int min_gap_ms;      /* shortest time between ticks: coalesces bursts of wake-ups */
         /* One unit of work; negative err_code on failure (logged, the loop goes on). */
         int (*tick)(struct worker *w);
 };

@@ -50,7 +50,7 @@ measure "POST /api/v1/beads" "$LOOM_URL/api/v1/beads" -s tests/bench/post_bead.l
 static_rps=${results[0]#*|}
 static_rps=${static_rps%%|*}
 printf '\nbench-api: wrk -t%s -c%s -d%ss through nginx, %s API processes x %s threads, %s cores\n\n' \
-	"$threads" "$conns" "$secs" "${LOOM_API_PROCS:-2}" "${LOOM_API_THREADS:-8}" "$(nproc)"
+	"$threads" "$conns" "$secs" "${LOOM_API_PROCS:-2}" "${LOOM_API_THREADS:-4}" "$(nproc)"
 printf '| %-40s | %10s | %9s | %9s |\n' route 'req/s' 'p99' 'x static'
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..42})" "$(printf -- '-%.0s' {1..12})" \
 	"$(printf -- '-%.0s' {1..11})" "$(printf -- '-%.0s' {1..11})"

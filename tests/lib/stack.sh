@@ -71,7 +71,7 @@ stack_start() {
 			LOOM_VAR="$_STACK_VAR" LOOM_HTTP_BIND=127.0.0.1 LOOM_HTTP_PORT="$http_port" \
 			LOOM_PG_PORT="$pg_port" LOOM_PG_FAST=1 \
 			LOOM_API_PROCS="${STACK_API_PROCS:-${LOOM_API_PROCS:-2}}" \
-			LOOM_API_THREADS="${STACK_API_THREADS:-${LOOM_API_THREADS:-8}}" \
+			LOOM_API_THREADS="${STACK_API_THREADS:-${LOOM_API_THREADS:-4}}" \
 			LOOM_EXECUTORS="${STACK_EXECUTORS:-1}" \
 			"$_STACK_REPO/deploy/stack.sh" up || rc=$?
 		# 75: a port was taken between our check and the start; try other ports.
