@@ -74,6 +74,8 @@ load_settings() {
 	[[ $LOG_LEVEL =~ ^[a-z]+$ ]] || die "LOOM_LOG_LEVEL must be a lower-case word: '$LOG_LEVEL'"
 	PG_FAST=${LOOM_PG_FAST:-0}
 	BIN_DIR=${LOOM_BIN_DIR:-$REPO/build/bin}
+	SQL_DIR=$REPO/sql
+	STATIC_DIR=$REPO/static
 	check_path LOOM_BIN_DIR "$BIN_DIR"
 	check_path "the repository path" "$REPO"
 
@@ -182,6 +184,34 @@ make_dirs() {
 	fi
 }
 
+# True when www-data can use every program in $1 and read the directories $2 and $3.
+www_data_reaches() {
+	local b
+	for b in loom-api loom-sse loom-migrate loom-dispatcher loom-executor loom-ralph; do
+		runuser -u www-data -- test -x "$1/$b" || return 1
+	done
+	runuser -u www-data -- test -r "$2" -a -x "$2" || return 1
+	[ ! -d "$3" ] || runuser -u www-data -- test -r "$3" -a -x "$3"
+}
+
+# The repository is out of www-data's reach (a checkout under /root, say): serve a copy of the
+# programs, migrations and dashboard from <var>/app instead, refreshed on every `up`.
+stage_app() {
+	local app=$VAR/app
+	warn "www-data cannot read $REPO; serving a copy from $app (refreshed on every up)"
+	rm -rf "$app.new"
+	mkdir -p "$app.new/bin"
+	cp -p "$BIN_DIR"/loom-* "$app.new/bin/"
+	cp -rp "$SQL_DIR" "$app.new/sql"
+	[ ! -d "$STATIC_DIR" ] || cp -rp "$STATIC_DIR" "$app.new/static"
+	chmod -R a+rX "$app.new"
+	rm -rf "$app"
+	mv "$app.new" "$app"
+	BIN_DIR=$app/bin SQL_DIR=$app/sql STATIC_DIR=$app/static
+	www_data_reaches "$BIN_DIR" "$SQL_DIR" "$STATIC_DIR" ||
+		die "www-data cannot reach $app either: every parent directory of $VAR must be traversable by other users"
+}
+
 # As root, the programs run as www-data and postgres: they must reach what they use. Only
 # <var> is ours to fix; the repository's permissions are reported, never changed.
 check_access() {
@@ -192,15 +222,8 @@ check_access() {
 	[ -d "$REPO/sql" ] || die "missing $REPO/sql"
 	[ -d "$REPO/static" ] || warn "missing $REPO/static: the dashboard will not be served"
 	[ "$(id -u)" = 0 ] || return 0
-	for b in loom-api loom-sse loom-migrate loom-dispatcher loom-executor loom-ralph; do
-		runuser -u www-data -- test -x "$BIN_DIR/$b" ||
-			die "www-data cannot execute $BIN_DIR/$b: every directory on that path must be traversable by other users (chmod o+x), or move the repository"
-	done
-	runuser -u www-data -- test -r "$REPO/sql" -a -x "$REPO/sql" ||
-		die "www-data cannot read $REPO/sql: make the repository path traversable by other users (chmod o+x on each directory)"
-	if [ -d "$REPO/static" ]; then
-		runuser -u www-data -- test -r "$REPO/static" -a -x "$REPO/static" ||
-			die "www-data cannot read $REPO/static: make the repository path traversable by other users (chmod o+x on each directory)"
+	if ! www_data_reaches "$BIN_DIR" "$SQL_DIR" "$STATIC_DIR"; then
+		stage_app
 	fi
 	runuser -u www-data -- test -x "$VAR/run" -a -w "$VAR/projects" ||
 		die "www-data cannot reach $VAR: every parent directory must be traversable by other users"
@@ -271,7 +294,7 @@ SQL
 
 migrate() {
 	as_user "$APP_USER" env LOOM_DATABASE_URL="$DB_URL" LOOM_VAR="$VAR" LOOM_LOG_LEVEL="$LOG_LEVEL" \
-		"$BIN_DIR/loom-migrate" --dir "$REPO/sql" || fail_with_logs "loom-migrate failed"
+		"$BIN_DIR/loom-migrate" --dir "$SQL_DIR" || fail_with_logs "loom-migrate failed"
 }
 
 # ---- rendering ----------------------------------------------------------------------------------
@@ -301,7 +324,7 @@ render_configs() {
 	((EXECUTORS == 0)) || executors_on=1
 
 	"$DEPLOY/render.sh" "$REPO/nginx/nginx.conf.in" "$VAR/conf/nginx.conf" 0644 -- \
-		REPO="$REPO" VAR="$VAR" HTTP_BIND="$HTTP_BIND" HTTP_PORT="$HTTP_PORT"
+		STATIC_DIR="$STATIC_DIR" VAR="$VAR" HTTP_BIND="$HTTP_BIND" HTTP_PORT="$HTTP_PORT"
 	"$DEPLOY/render.sh" "$DEPLOY/supervisord.conf.in" "$CONF" 0600 -- \
 		VAR="$VAR" BIN_DIR="$BIN_DIR" NGINX="$NGINX" MINFDS="$minfds" \
 		PG_LOCAL="$PG_LOCAL" PG_BINDIR="$PG_BINDIR" PG_PORT="$PG_PORT" PG_SOCKET_DIR="$PG_SOCKET_DIR" \

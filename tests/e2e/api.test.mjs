@@ -248,3 +248,17 @@ test('work graph and events', async () => {
   await api('POST', `/api/v1/beads/${b.id}/comments`, { content: 'hi' });
   assert.equal(Number(sql(`SELECT count(*) FROM events WHERE project_id='${p}'`)), n + 1);
 });
+
+test('static files: dashboard, assets, and a missing asset is a 404', async () => {
+  let r = await api('GET', '/');
+  assert.equal(r.status, 200);
+  assert.ok(r.text.includes('<title>Loom</title>'));
+  assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+  r = await api('GET', '/loom.js');
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type'), /javascript/);
+  r = await api('GET', '/no-such-file.js');
+  assert.equal(r.status, 404);
+  r = await api('GET', '/some/client/route');
+  assert.equal(r.status, 200, 'unknown non-asset paths fall back to the dashboard');
+});

@@ -3,7 +3,7 @@
 # runner (TAP) against it, and stops it.  KEEP_STACK=1 leaves it running for a look.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 # shellcheck source=tests/lib/stack.sh
 source tests/lib/stack.sh
 if ! stack_start; then
