@@ -51,7 +51,8 @@ echo "== integration (throw-away PostgreSQL)"
 source tests/lib/pg.sh
 if pg_temp_start; then
 	mig=$(mktemp)
-	if build/bin/loom-migrate --dir sql >"$mig" 2>&1 && build/bin/loom-migrate --dir sql >>"$mig" 2>&1 \
+	migrate=${LOOM_BIN_DIR:-build/bin}/loom-migrate
+	if "$migrate" --dir sql >"$mig" 2>&1 && "$migrate" --dir sql >>"$mig" 2>&1 \
 		&& grep -q '0 applied now' "$mig"; then
 		echo "  migrations apply once and re-run as a no-op"; passed=$((passed + 1))
 	else
