@@ -22,14 +22,33 @@ double api_now(void);
  */
 int api_send_row(struct request *req, struct db_stmt *st, const char *const *params, int status,
                  const char *not_found) __attribute__((warn_unused_result));
-/* Path parameter i as a bead id / project id; ERR_INVALID naming it when malformed. */
-int api_param_bead_id(struct request *req, int i, const char **out)
-        __attribute__((warn_unused_result));
-int api_param_project_id(struct request *req, int i, const char **out)
-        __attribute__((warn_unused_result));
-/* Reads and parses the JSON body, checks it against specs. */
-int api_read_json(struct request *req, const struct field_spec *specs, size_t n, bool partial,
-                  bool allow_empty, json_object **out) __attribute__((warn_unused_result));
+/* Path parameter 0 as a bead / project / comment id; ERR_INVALID naming it when malformed. */
+int api_bead_id(struct request *req, const char **out) __attribute__((warn_unused_result));
+int api_project_id(struct request *req, const char **out) __attribute__((warn_unused_result));
+int api_comment_id(struct request *req, const char **out) __attribute__((warn_unused_result));
+
+#define API_BODY     0x1u /* read a JSON object body and check it against fields */
+#define API_PARTIAL  0x2u /* required fields may be absent (partial updates) */
+#define API_EMPTY_OK 0x4u /* no body at all reads as {} */
+#define API_NONEMPTY 0x8u /* {} is an error: "no fields to update" */
+
+/* What a route's request must carry; api_start() checks it in this order. */
+struct api_shape {
+        int (*id)(struct request *req, const char **out); /* path id, or NULL */
+        const struct field_spec *fields;                  /* with API_BODY */
+        size_t nfields;
+        unsigned flags;
+        int (*check)(struct request *req, json_object *body); /* checks fields cannot express */
+};
+
+/*
+ * The common start of a handler: the path id (into *id), no query parameter left unread, and
+ * with API_BODY the JSON body parsed and checked (into *body, owned by the arena).  Returns 0,
+ * or the first problem as an err_code with its message recorded.
+ */
+int api_start(struct request *req, const struct api_shape *shape, const char **id,
+              json_object **body) __attribute__((warn_unused_result));
+
 /* Reads limit (default def, 1..API_MAX_PAGE) and offset into decimal strings in the arena. */
 int api_page(struct request *req, long def, const char **limit, const char **offset)
         __attribute__((warn_unused_result));

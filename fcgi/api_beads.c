@@ -244,17 +244,50 @@ int api_beads_ready(struct request *req)
         return api_send_list(req, &bead_ready_stmt, params, params[1], params[2]);
 }
 
+static const struct api_shape bead_create_shape = {
+        .fields = bead_create_fields,
+        .nfields = INPUT_NFIELDS(bead_create_fields),
+        .flags = API_BODY,
+        .check = bead_check_values,
+};
+
+static const struct api_shape bead_id_shape = {.id = api_bead_id};
+
+static const struct api_shape bead_update_shape = {
+        .id = api_bead_id,
+        .fields = bead_update_fields,
+        .nfields = INPUT_NFIELDS(bead_update_fields),
+        .flags = API_BODY | API_PARTIAL | API_NONEMPTY,
+        .check = bead_check_values,
+};
+
+static const struct api_shape bead_bulk_shape = {
+        .fields = bead_bulk_fields,
+        .nfields = INPUT_NFIELDS(bead_bulk_fields),
+        .flags = API_BODY,
+};
+
+static const struct api_shape bead_claim_shape = {
+        .id = api_bead_id,
+        .fields = bead_claim_fields,
+        .nfields = INPUT_NFIELDS(bead_claim_fields),
+        .flags = API_BODY,
+        .check = bead_check_values,
+};
+
+static const struct api_shape bead_redispatch_shape = {
+        .id = api_bead_id,
+        .fields = bead_redispatch_fields,
+        .nfields = INPUT_NFIELDS(bead_redispatch_fields),
+        .flags = API_BODY | API_EMPTY_OK,
+};
+
 int api_beads_create(struct request *req)
 {
         const char *params[2];
         json_object *body;
-        int rc = query_done(req);
+        int rc = api_start(req, &bead_create_shape, NULL, &body);
 
-        if (!rc)
-                rc = api_read_json(req, bead_create_fields, INPUT_NFIELDS(bead_create_fields),
-                                   false, false, &body);
-        if (!rc)
-                rc = bead_check_values(req, body);
         if (rc)
                 return rc;
         params[0] = api_json_text(body);
@@ -265,10 +298,8 @@ int api_beads_create(struct request *req)
 int api_beads_get(struct request *req)
 {
         const char *id;
-        int rc = api_param_bead_id(req, 0, &id);
+        int rc = api_start(req, &bead_id_shape, &id, NULL);
 
-        if (!rc)
-                rc = query_done(req);
         if (rc)
                 return rc;
         return api_send_row(req, &bead_get_stmt, &id, 200,
@@ -277,22 +308,12 @@ int api_beads_get(struct request *req)
 
 int api_beads_update(struct request *req)
 {
-        const char *params[3], *id;
+        const char *params[3];
         json_object *body;
-        int rc = api_param_bead_id(req, 0, &id);
+        int rc = api_start(req, &bead_update_shape, &params[0], &body);
 
-        if (!rc)
-                rc = query_done(req);
-        if (!rc)
-                rc = api_read_json(req, bead_update_fields, INPUT_NFIELDS(bead_update_fields), true,
-                                   false, &body);
-        if (!rc)
-                rc = bead_check_values(req, body);
         if (rc)
                 return rc;
-        if (json_object_object_length(body) == 0)
-                return http_fail(req, ERR_INVALID, "no fields to update");
-        params[0] = id;
         params[1] = api_json_text(body);
         params[2] = req->actor;
         return api_send_row(req, &bead_update_stmt, params, 200, NULL);
@@ -302,11 +323,8 @@ int api_beads_bulk_update(struct request *req)
 {
         const char *params[3];
         json_object *body, *filter, *updates;
-        int rc = query_done(req);
+        int rc = api_start(req, &bead_bulk_shape, NULL, &body);
 
-        if (!rc)
-                rc = api_read_json(req, bead_bulk_fields, INPUT_NFIELDS(bead_bulk_fields), false,
-                                   false, &body);
         if (rc)
                 return rc;
         json_object_object_get_ex(body, "filter", &filter);
@@ -334,34 +352,23 @@ int api_beads_bulk_update(struct request *req)
 
 int api_beads_delete(struct request *req)
 {
-        const char *params[2], *id;
-        int rc = api_param_bead_id(req, 0, &id);
+        const char *params[2];
+        int rc = api_start(req, &bead_id_shape, &params[0], NULL);
 
-        if (!rc)
-                rc = query_done(req);
         if (rc)
                 return rc;
-        params[0] = id;
         params[1] = req->actor;
         return api_send_row(req, &bead_delete_stmt, params, 200, NULL);
 }
 
 int api_beads_claim(struct request *req)
 {
-        const char *params[3], *id;
+        const char *params[3];
         json_object *body;
-        int rc = api_param_bead_id(req, 0, &id);
+        int rc = api_start(req, &bead_claim_shape, &params[0], &body);
 
-        if (!rc)
-                rc = query_done(req);
-        if (!rc)
-                rc = api_read_json(req, bead_claim_fields, INPUT_NFIELDS(bead_claim_fields), false,
-                                   false, &body);
-        if (!rc)
-                rc = bead_check_values(req, body);
         if (rc)
                 return rc;
-        params[0] = id;
         params[1] = input_string(body, "agent_id");
         params[2] = req->actor;
         return api_send_row(req, &bead_claim_stmt, params, 200, NULL);
@@ -369,18 +376,12 @@ int api_beads_claim(struct request *req)
 
 int api_beads_redispatch(struct request *req)
 {
-        const char *params[3], *id;
+        const char *params[3];
         json_object *body;
-        int rc = api_param_bead_id(req, 0, &id);
+        int rc = api_start(req, &bead_redispatch_shape, &params[0], &body);
 
-        if (!rc)
-                rc = query_done(req);
-        if (!rc)
-                rc = api_read_json(req, bead_redispatch_fields,
-                                   INPUT_NFIELDS(bead_redispatch_fields), false, true, &body);
         if (rc)
                 return rc;
-        params[0] = id;
         params[1] = input_string(body, "reason");
         params[2] = req->actor;
         return api_send_row(req, &bead_redispatch_stmt, params, 200, NULL);

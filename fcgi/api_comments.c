@@ -7,9 +7,7 @@
  * the row with empty content so replies keep their place.
  */
 #include "api.h"
-#include "config.h"
 #include "err.h"
-#include "query.h"
 
 static const struct field_spec comment_create_fields[] = {
         {"content", FIELD_STRING, FIELD_REQUIRED, 1, 65536, NULL},
@@ -50,23 +48,41 @@ static struct db_stmt comment_delete_stmt = {
         .nparams = 2,
 };
 
-static int comment_param_id(struct request *req, const char **out)
+static int comment_check_author(struct request *req, json_object *body)
 {
-        long id;
+        const char *author = input_string(body, "author_id");
 
-        *out = req->params[0];
-        if (config_parse_long(*out, 1, INT64_MAX, &id) != ERR_OK)
-                return http_fail(req, ERR_INVALID, "'%.64s' is not a valid comment id", *out);
+        if (author && !input_is_name(author))
+                return http_fail(req, ERR_INVALID,
+                                 "author_id: must not contain control "
+                                 "characters");
         return ERR_OK;
 }
+
+static const struct api_shape comment_list_shape = {.id = api_bead_id};
+
+static const struct api_shape comment_create_shape = {
+        .id = api_bead_id,
+        .fields = comment_create_fields,
+        .nfields = INPUT_NFIELDS(comment_create_fields),
+        .flags = API_BODY,
+        .check = comment_check_author,
+};
+
+static const struct api_shape comment_update_shape = {
+        .id = api_comment_id,
+        .fields = comment_update_fields,
+        .nfields = INPUT_NFIELDS(comment_update_fields),
+        .flags = API_BODY,
+};
+
+static const struct api_shape comment_delete_shape = {.id = api_comment_id};
 
 int api_comments_list(struct request *req)
 {
         const char *id;
-        int rc = api_param_bead_id(req, 0, &id);
+        int rc = api_start(req, &comment_list_shape, &id, NULL);
 
-        if (!rc)
-                rc = query_done(req);
         if (rc)
                 return rc;
         return api_send_row(req, &comment_list_stmt, &id, 200,
@@ -75,23 +91,12 @@ int api_comments_list(struct request *req)
 
 int api_comments_create(struct request *req)
 {
-        const char *params[3], *id, *author;
+        const char *params[3];
         json_object *body;
-        int rc = api_param_bead_id(req, 0, &id);
+        int rc = api_start(req, &comment_create_shape, &params[0], &body);
 
-        if (!rc)
-                rc = query_done(req);
-        if (!rc)
-                rc = api_read_json(req, comment_create_fields, INPUT_NFIELDS(comment_create_fields),
-                                   false, false, &body);
         if (rc)
                 return rc;
-        author = input_string(body, "author_id");
-        if (author && !input_is_name(author))
-                return http_fail(req, ERR_INVALID,
-                                 "author_id: must not contain control "
-                                 "characters");
-        params[0] = id;
         params[1] = api_json_text(body);
         params[2] = req->actor;
         return api_send_row(req, &comment_create_stmt, params, 201, NULL);
@@ -99,18 +104,12 @@ int api_comments_create(struct request *req)
 
 int api_comments_update(struct request *req)
 {
-        const char *params[3], *id;
+        const char *params[3];
         json_object *body;
-        int rc = comment_param_id(req, &id);
+        int rc = api_start(req, &comment_update_shape, &params[0], &body);
 
-        if (!rc)
-                rc = query_done(req);
-        if (!rc)
-                rc = api_read_json(req, comment_update_fields, INPUT_NFIELDS(comment_update_fields),
-                                   false, false, &body);
         if (rc)
                 return rc;
-        params[0] = id;
         params[1] = input_string(body, "content");
         params[2] = req->actor;
         return api_send_row(req, &comment_update_stmt, params, 200, NULL);
@@ -118,14 +117,11 @@ int api_comments_update(struct request *req)
 
 int api_comments_delete(struct request *req)
 {
-        const char *params[2], *id;
-        int rc = comment_param_id(req, &id);
+        const char *params[2];
+        int rc = api_start(req, &comment_delete_shape, &params[0], NULL);
 
-        if (!rc)
-                rc = query_done(req);
         if (rc)
                 return rc;
-        params[0] = id;
         params[1] = req->actor;
         return api_send_row(req, &comment_delete_stmt, params, 200, NULL);
 }

@@ -40,38 +40,55 @@ int api_send_row(struct request *req, struct db_stmt *st, const char *const *par
         return ERR_OK;
 }
 
-int api_param_bead_id(struct request *req, int i, const char **out)
+int api_bead_id(struct request *req, const char **out)
 {
-        *out = req->params[i];
+        *out = req->params[0];
         if (!input_is_bead_id(*out))
                 return http_fail(req, ERR_INVALID,
-                                 "'%.64s' is not a valid bead id (want "
-                                 "<prefix>-<number>)",
-                                 *out);
+                                 "'%.64s' is not a valid bead id (want <prefix>-<number>)", *out);
         return ERR_OK;
 }
 
-int api_param_project_id(struct request *req, int i, const char **out)
+int api_project_id(struct request *req, const char **out)
 {
-        *out = req->params[i];
+        *out = req->params[0];
         if (!input_is_project_id(*out))
                 return http_fail(req, ERR_INVALID, "'%.64s' is not a valid project id", *out);
         return ERR_OK;
 }
 
-int api_read_json(struct request *req, const struct field_spec *specs, size_t n, bool partial,
-                  bool allow_empty, json_object **out)
+int api_comment_id(struct request *req, const char **out)
 {
-        char *body;
-        size_t len;
-        int rc = http_read_body(req, &body, &len);
+        long id;
 
-        if (rc)
+        *out = req->params[0];
+        if (config_parse_long(*out, 1, INT64_MAX, &id) != ERR_OK)
+                return http_fail(req, ERR_INVALID, "'%.64s' is not a valid comment id", *out);
+        return ERR_OK;
+}
+
+int api_start(struct request *req, const struct api_shape *shape, const char **id,
+              json_object **body)
+{
+        char *text;
+        size_t len;
+        int rc = shape->id ? shape->id(req, id) : ERR_OK;
+
+        if (!rc)
+                rc = query_done(req);
+        if (rc || !(shape->flags & API_BODY))
                 return rc;
-        rc = input_parse(req, body, len, allow_empty, out);
-        if (rc)
-                return rc;
-        return input_check(req, *out, specs, n, partial);
+        rc = http_read_body(req, &text, &len);
+        if (!rc)
+                rc = input_parse(req, text, len, shape->flags & API_EMPTY_OK, body);
+        if (!rc)
+                rc = input_check(req, *body, shape->fields, shape->nfields,
+                                 shape->flags & API_PARTIAL);
+        if (!rc && shape->check)
+                rc = shape->check(req, *body);
+        if (!rc && (shape->flags & API_NONEMPTY) && json_object_object_length(*body) == 0)
+                rc = http_fail(req, ERR_INVALID, "no fields to update");
+        return rc;
 }
 
 int api_page(struct request *req, long def, const char **limit, const char **offset)

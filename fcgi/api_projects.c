@@ -163,17 +163,42 @@ int api_projects_list(struct request *req)
         return api_send_list(req, &project_list_stmt, params, limit, offset);
 }
 
+static const struct api_shape project_create_shape = {
+        .fields = project_create_fields,
+        .nfields = INPUT_NFIELDS(project_create_fields),
+        .flags = API_BODY,
+        .check = project_check_ids,
+};
+
+static const struct api_shape project_id_shape = {.id = api_project_id};
+
+static const struct api_shape project_update_shape = {
+        .id = api_project_id,
+        .fields = project_update_fields,
+        .nfields = INPUT_NFIELDS(project_update_fields),
+        .flags = API_BODY | API_PARTIAL | API_NONEMPTY,
+        .check = project_check_ids,
+};
+
+static const struct api_shape project_close_shape = {
+        .id = api_project_id,
+        .fields = project_close_fields,
+        .nfields = INPUT_NFIELDS(project_close_fields),
+        .flags = API_BODY | API_EMPTY_OK,
+};
+
+/* reopen takes no fields, but an empty JSON object (or no body) is accepted */
+static const struct api_shape project_reopen_shape = {
+        .id = api_project_id,
+        .flags = API_BODY | API_EMPTY_OK,
+};
+
 int api_projects_create(struct request *req)
 {
         const char *params[2];
         json_object *body;
-        int rc = query_done(req);
+        int rc = api_start(req, &project_create_shape, NULL, &body);
 
-        if (!rc)
-                rc = api_read_json(req, project_create_fields, INPUT_NFIELDS(project_create_fields),
-                                   false, false, &body);
-        if (!rc)
-                rc = project_check_ids(req, body);
         if (rc)
                 return rc;
         params[0] = api_json_text(body);
@@ -184,10 +209,8 @@ int api_projects_create(struct request *req)
 int api_projects_get(struct request *req)
 {
         const char *id;
-        int rc = api_param_project_id(req, 0, &id);
+        int rc = api_start(req, &project_id_shape, &id, NULL);
 
-        if (!rc)
-                rc = query_done(req);
         if (rc)
                 return rc;
         return api_send_row(req, &project_get_stmt, &id, 200,
@@ -196,22 +219,12 @@ int api_projects_get(struct request *req)
 
 int api_projects_update(struct request *req)
 {
-        const char *params[3], *id;
+        const char *params[3];
         json_object *body;
-        int rc = api_param_project_id(req, 0, &id);
+        int rc = api_start(req, &project_update_shape, &params[0], &body);
 
-        if (!rc)
-                rc = query_done(req);
-        if (!rc)
-                rc = api_read_json(req, project_update_fields, INPUT_NFIELDS(project_update_fields),
-                                   true, false, &body);
-        if (!rc)
-                rc = project_check_ids(req, body);
         if (rc)
                 return rc;
-        if (json_object_object_length(body) == 0)
-                return http_fail(req, ERR_INVALID, "no fields to update");
-        params[0] = id;
         params[1] = api_json_text(body);
         params[2] = req->actor;
         return api_send_row(req, &project_update_stmt, params, 200, NULL);
@@ -219,54 +232,39 @@ int api_projects_update(struct request *req)
 
 int api_projects_delete(struct request *req)
 {
-        const char *params[2], *id;
-        int rc = api_param_project_id(req, 0, &id);
+        const char *params[2];
+        int rc = api_start(req, &project_id_shape, &params[0], NULL);
 
-        if (!rc)
-                rc = query_done(req);
         if (rc)
                 return rc;
-        params[0] = id;
         params[1] = req->actor;
         return api_send_row(req, &project_delete_stmt, params, 200, NULL);
 }
 
 int api_projects_close(struct request *req)
 {
-        const char *params[4], *id;
+        const char *params[4], *author;
         json_object *body, *force;
-        int rc = api_param_project_id(req, 0, &id);
+        int rc = api_start(req, &project_close_shape, &params[0], &body);
 
-        if (!rc)
-                rc = query_done(req);
-        if (!rc)
-                rc = api_read_json(req, project_close_fields, INPUT_NFIELDS(project_close_fields),
-                                   false, true, &body);
         if (rc)
                 return rc;
-        params[0] = id;
-        params[1] =
-                json_object_object_get_ex(body, "force", &force) && json_object_get_boolean(force)
-                        ? "true"
-                        : "false";
+        force = json_object_object_get(body, "force");
+        params[1] = force && json_object_get_boolean(force) ? "true" : "false";
         params[2] = input_string(body, "comment");
-        params[3] = input_string(body, "author_id") ? input_string(body, "author_id") : req->actor;
+        author = input_string(body, "author_id");
+        params[3] = author ? author : req->actor;
         return api_send_row(req, &project_close_stmt, params, 200, NULL);
 }
 
 int api_projects_reopen(struct request *req)
 {
-        const char *params[2], *id;
+        const char *params[2];
         json_object *body;
-        int rc = api_param_project_id(req, 0, &id);
+        int rc = api_start(req, &project_reopen_shape, &params[0], &body);
 
-        if (!rc)
-                rc = query_done(req);
-        if (!rc)
-                rc = api_read_json(req, NULL, 0, false, true, &body);
         if (rc)
                 return rc;
-        params[0] = id;
         params[1] = req->actor;
         return api_send_row(req, &project_reopen_stmt, params, 200, NULL);
 }
@@ -274,10 +272,8 @@ int api_projects_reopen(struct request *req)
 int api_projects_state(struct request *req)
 {
         const char *id;
-        int rc = api_param_project_id(req, 0, &id);
+        int rc = api_start(req, &project_id_shape, &id, NULL);
 
-        if (!rc)
-                rc = query_done(req);
         if (rc)
                 return rc;
         return api_send_row(req, &project_state_stmt, &id, 200, NULL);

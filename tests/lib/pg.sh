@@ -50,20 +50,8 @@ _pg_temp_as_owner() {
 _pg_temp_port_free() { ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 
 # Appends a command to the EXIT trap instead of replacing what the caller installed.
-if ! declare -F loom_trap_add >/dev/null; then
-	loom_trap_add() {
-		local old
-		old=$(trap -p EXIT)
-		old=${old#trap -- \'}
-		old=${old%\' EXIT}
-		old=${old//\'\\\'\'/\'}
-		# shellcheck disable=SC2064 # expanded now on purpose
-		trap "${old:+$old; }$1" EXIT
-		# A signal would otherwise end the shell without running the EXIT trap.
-		[ -n "$(trap -p INT)" ] || trap 'exit 130' INT
-		[ -n "$(trap -p TERM)" ] || trap 'exit 143' TERM
-	}
-fi
+# shellcheck source=tests/lib/trap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/trap.sh"
 
 _pg_temp_server_start() {
 	local bindir=$1 port=$2

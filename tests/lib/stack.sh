@@ -17,25 +17,12 @@
 #
 # Set STACK_DATABASE_URL to run against an existing database instead of a cluster of its own.
 # Runs the real stack as root too (programs as www-data / postgres), which needs the repo to
-# be readable by www-data; deploy/stack.sh says so clearly when it is not.
+# be readable by www-data; when it is not, deploy/stack.sh serves a copy staged in <var>/app.
 
 _STACK_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 
-if ! declare -F loom_trap_add >/dev/null; then
-	# Appends a command to the EXIT trap instead of replacing what the caller installed.
-	loom_trap_add() {
-		local old
-		old=$(trap -p EXIT)
-		old=${old#trap -- \'}
-		old=${old%\' EXIT}
-		old=${old//\'\\\'\'/\'}
-		# shellcheck disable=SC2064 # expanded now on purpose
-		trap "${old:+$old; }$1" EXIT
-		# A signal would otherwise end the shell without running the EXIT trap.
-		[ -n "$(trap -p INT)" ] || trap 'exit 130' INT
-		[ -n "$(trap -p TERM)" ] || trap 'exit 143' TERM
-	}
-fi
+# shellcheck source=tests/lib/trap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/trap.sh"
 
 _stack_free_port() {
 	local port i
