@@ -19,7 +19,7 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 HARDEN   := -fstack-protector-strong -D_FORTIFY_SOURCE=2
 OPT      ?= -O2 -g
 CFLAGS   ?=
-CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(OPT) -pthread $(PKG_CFLAGS) -Ishared -Ifcgi
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(OPT) -pthread $(PKG_CFLAGS) -Ishared -Ifcgi -Iworkers
 LDLIBS   := $(PKG_LIBS) -pthread
 FCGI_LIBS := -lfcgi
 
@@ -73,7 +73,7 @@ $(BIN)/loom-sse: $(call obj,$(SSE_SRC)) $(FCGI_COMMON_OBJ) $(SHARED_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(FCGI_LIBS) $(LDLIBS)
 
-$(BIN)/loom-migrate: $(call obj,workers/migrate.c) $(SHARED_OBJ)
+$(BIN)/loom-migrate: $(call obj,workers/migrate.c workers/skill.c) $(SHARED_OBJ)
 	@mkdir -p $(BIN)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
@@ -88,7 +88,7 @@ $(BIN)/loom-%: $(B)/obj/workers/%.o $(WORKER_COMMON_OBJ) $(SHARED_OBJ)
 # ---- tests ---------------------------------------------------------------------------------
 UNIT_SRC := $(sort $(wildcard tests/unit/*/test_*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
-UNIT_LIB_OBJ := $(SHARED_OBJ) $(FCGI_COMMON_OBJ) $(call obj,fcgi/routes.c $(sort $(wildcard fcgi/api_*.c)))
+UNIT_LIB_OBJ := $(SHARED_OBJ) $(FCGI_COMMON_OBJ) $(call obj,fcgi/routes.c $(sort $(wildcard fcgi/api_*.c)) workers/skill.c)
 INTEG_SRC := $(sort $(wildcard tests/integration/test_*.c))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(B)/tests/integration/%,$(INTEG_SRC))
 

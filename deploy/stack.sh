@@ -76,6 +76,8 @@ load_settings() {
 	BIN_DIR=${LOOM_BIN_DIR:-$REPO/build/bin}
 	SQL_DIR=$REPO/sql
 	STATIC_DIR=$REPO/static
+	PERSONAS_DIR=$REPO/deploy/personas
+	[ -d "$PERSONAS_DIR" ] || PERSONAS_DIR=
 	check_path LOOM_BIN_DIR "$BIN_DIR"
 	check_path "the repository path" "$REPO"
 
@@ -204,10 +206,11 @@ stage_app() {
 	cp -p "$BIN_DIR"/loom-* "$app.new/bin/"
 	cp -rp "$SQL_DIR" "$app.new/sql"
 	[ ! -d "$STATIC_DIR" ] || cp -rp "$STATIC_DIR" "$app.new/static"
+	[ ! -d "$PERSONAS_DIR" ] || cp -rp "$PERSONAS_DIR" "$app.new/personas"
 	chmod -R a+rX "$app.new"
 	rm -rf "$app"
 	mv "$app.new" "$app"
-	BIN_DIR=$app/bin SQL_DIR=$app/sql STATIC_DIR=$app/static
+	BIN_DIR=$app/bin SQL_DIR=$app/sql STATIC_DIR=$app/static PERSONAS_DIR=${PERSONAS_DIR:+$app/personas}
 	www_data_reaches "$BIN_DIR" "$SQL_DIR" "$STATIC_DIR" ||
 		die "www-data cannot reach $app either: every parent directory of $VAR must be traversable by other users"
 }
@@ -294,7 +297,8 @@ SQL
 
 migrate() {
 	as_user "$APP_USER" env LOOM_DATABASE_URL="$DB_URL" LOOM_VAR="$VAR" LOOM_LOG_LEVEL="$LOG_LEVEL" \
-		"$BIN_DIR/loom-migrate" --dir "$SQL_DIR" || fail_with_logs "loom-migrate failed"
+		"$BIN_DIR/loom-migrate" --dir "$SQL_DIR" ${PERSONAS_DIR:+--personas "$PERSONAS_DIR"} ||
+		fail_with_logs "loom-migrate failed"
 }
 
 # ---- rendering ----------------------------------------------------------------------------------

@@ -92,6 +92,16 @@ int api_comments_create(struct request *req);
 int api_comments_update(struct request *req);
 int api_comments_delete(struct request *req);
 
+int api_personas_list(struct request *req);
+int api_personas_get(struct request *req);
+int api_personas_put(struct request *req);
+
+int api_agents_list(struct request *req);
+int api_agents_create(struct request *req);
+int api_agents_get(struct request *req);
+int api_agents_update(struct request *req);
+int api_agents_delete(struct request *req);
+
 int api_work_graph(struct request *req);
 int api_events_list(struct request *req);
 

@@ -5,16 +5,22 @@
  * advisory lock, so concurrent runs (two `make up`s, a test and a deploy) apply every file
  * exactly once.  A file whose contents changed after it was applied is reported, not re-run.
  *
- *   loom-migrate [--dir DIR] [--status]      connection from LOOM_DATABASE_URL
+ *   loom-migrate [--dir DIR] [--status] [--personas DIR]    connection from LOOM_DATABASE_URL
+ *
+ * --personas DIR loads DIR/<name>/SKILL.md into the personas table after the schema is current
+ * (rows that a person edited through the API are left alone).
  */
 #include "config.h"
 #include "db.h"
 #include "err.h"
 #include "log.h"
+#include "skill.h"
+#include "arena.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
 #include <dirent.h>
+#include <json-c/json.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +40,12 @@ static struct db_stmt migrate_applied_stmt = {
         .sql = "SELECT checksum FROM schema_migrations WHERE version = $1",
         .nparams = 1,
         .readonly = true,
+};
+
+static struct db_stmt migrate_persona_stmt = {
+        .name = "migrate_persona",
+        .sql = "SELECT loom_persona_load($1::jsonb)",
+        .nparams = 1,
 };
 
 static struct db_stmt migrate_record_stmt = {
@@ -241,9 +253,105 @@ static int migrate_run(struct db *db, const char *dir, bool dry)
         return rc;
 }
 
+static void json_put_str(json_object *o, const char *key, const char *v)
+{
+        if (v)
+                json_object_object_add(o, key, json_object_new_string(v));
+}
+
+/* The persona as the JSON loom_persona_load() takes; the caller puts it. */
+static json_object *migrate_persona_json(const struct skill *sk)
+{
+        json_object *o = json_object_new_object(), *list = json_object_new_array();
+
+        json_put_str(o, "name", sk->name);
+        json_put_str(o, "description", sk->description);
+        json_put_str(o, "license", sk->license);
+        json_put_str(o, "compatibility", sk->compatibility);
+        json_put_str(o, "role", sk->role);
+        json_put_str(o, "author", sk->author);
+        json_put_str(o, "version", sk->version);
+        json_put_str(o, "autonomy_level", sk->autonomy_level);
+        json_put_str(o, "instructions", sk->instructions);
+        for (int i = 0; i < sk->nspecialties; i++)
+                json_object_array_add(list, json_object_new_string(sk->specialties[i]));
+        json_object_object_add(o, "specialties", list);
+        return o;
+}
+
+/* Loads dir/<name>/SKILL.md; the directory name must be the persona's name. */
+static int migrate_persona(struct db *db, const char *dir, const char *name, struct arena *arena,
+                           int *loaded)
+{
+        struct strbuf path, text;
+        struct skill sk;
+        json_object *doc = NULL;
+        const char *params[1];
+        PGresult *res = NULL;
+        char err[256];
+        int rc;
+
+        strbuf_init(&path, 4096);
+        strbuf_init(&text, SKILL_MAX_BYTES);
+        strbuf_addf(&path, "%s/%s/SKILL.md", dir, name);
+        rc = migrate_read_file(path.buf, &text);
+        if (rc)
+                goto out;
+        rc = skill_parse(text.buf, text.len, arena, &sk, err, sizeof(err));
+        if (rc) {
+                log_error("%s: %s", path.buf, err);
+                goto out;
+        }
+        if (strcmp(sk.name, name) != 0) {
+                log_error("%s: name '%s' differs from its directory '%s'", path.buf, sk.name, name);
+                rc = ERR_INVALID;
+                goto out;
+        }
+        doc = migrate_persona_json(&sk);
+        params[0] = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN);
+        rc = db_exec(db, &migrate_persona_stmt, params, &res);
+        if (rc) {
+                log_error("%s: %s", path.buf, db->errmsg);
+                goto out;
+        }
+        *loaded += strcmp(PQgetvalue(res, 0, 0), "loaded") == 0;
+out:
+        PQclear(res);
+        json_object_put(doc);
+        strbuf_release(&path);
+        strbuf_release(&text);
+        return rc;
+}
+
+static int migrate_personas(struct db *db, const char *dir)
+{
+        struct arena arena;
+        struct dirent *de;
+        int rc = ERR_OK, seen = 0, loaded = 0;
+        DIR *d = opendir(dir);
+
+        if (!d) {
+                log_error("cannot open personas directory %s: %s", dir, strerror(errno));
+                return ERR_INVALID;
+        }
+        arena_init(&arena, 0);
+        while (!rc && (de = readdir(d))) {
+                if (de->d_name[0] == '.' || de->d_type != DT_DIR)
+                        continue;
+                rc = migrate_persona(db, dir, de->d_name, &arena, &loaded);
+                seen++;
+                arena_reset(&arena);
+        }
+        closedir(d);
+        arena_release(&arena);
+        if (!rc)
+                log_info("personas: %d found, %d loaded or changed", seen, loaded);
+        return rc;
+}
+
 int main(int argc, char **argv)
 {
-        const char *dir = "sql";
+        const char *dir = "sql", *personas = NULL;
         bool dry = false;
         struct db db;
         int rc;
@@ -254,10 +362,13 @@ int main(int argc, char **argv)
                         dir = argv[++i];
                 } else if (strcmp(argv[i], "--status") == 0) {
                         dry = true;
+                } else if (strcmp(argv[i], "--personas") == 0 && i + 1 < argc) {
+                        personas = argv[++i];
                 } else {
-                        fprintf(stderr, "usage: loom-migrate [--dir DIR] [--status]\n"
-                                        "  applies DIR/NNN_*.sql (default ./sql) to "
-                                        "LOOM_DATABASE_URL\n");
+                        fprintf(stderr,
+                                "usage: loom-migrate [--dir DIR] [--status] [--personas DIR]\n"
+                                "  applies DIR/NNN_*.sql (default ./sql) to "
+                                "LOOM_DATABASE_URL\n");
                         return 1;
                 }
         }
@@ -267,6 +378,8 @@ int main(int argc, char **argv)
                 log_error("cannot connect to the database (LOOM_DATABASE_URL): %s", db.errmsg);
         } else {
                 rc = migrate_run(&db, dir, dry);
+                if (!rc && personas && !dry)
+                        rc = migrate_personas(&db, personas);
         }
         db_release(&db);
         return rc ? 2 : 0;
