@@ -16,6 +16,8 @@
 #   LOOM_SSE_MAX_STREAMS  stream cap passed to loom-sse      default: loom-sse's own
 #   LOOM_LOG_LEVEL      passed to every Loom program         default info
 #   LOOM_PG_FAST=1      fsync=off, full_page_writes=off, initdb --no-sync (tests only)
+#   LOOM_PROVIDER_URL, LOOM_PROVIDER_API_KEY, LOOM_PROVIDER_MODEL
+#                       registered as provider "default" by loom-ralph when there is none
 #   LOOM_BIN_DIR        where the programs are               default <repo>/build/bin
 #   PG_BINDIR           PostgreSQL server binaries           default newest /usr/lib/postgresql/*/bin
 #
@@ -305,11 +307,20 @@ migrate() {
 
 # A value inside environment="..." in supervisord.conf: % is supervisord's expansion character,
 # a double quote would end the value, and " ;" or " #" would start a comment.
-supervisor_value() {
+supervisor_value() { # VALUE [NAME]: VALUE escaped for a supervisord environment= line
 	local v=$1
 	[[ $v != *\"* && $v != *$'\n'* && ! $v =~ [[:space:]][\;#] ]] ||
-		die "LOOM_DATABASE_URL cannot contain a double quote, a newline, or ' ;' / ' #'"
+		die "${2:-LOOM_DATABASE_URL} cannot contain a double quote, a newline, or ' ;' / ' #'"
 	printf '%s' "${v//%/%%}"
+}
+
+# ,LOOM_PROVIDER_URL="…",… for the provider settings that are set (loom-ralph registers them).
+provider_env() {
+	local name out=
+	for name in LOOM_PROVIDER_URL LOOM_PROVIDER_API_KEY LOOM_PROVIDER_MODEL; do
+		[ -z "${!name:-}" ] || out+=",$name=\"$(supervisor_value "${!name}" "$name")\""
+	done
+	printf '%s' "$out"
 }
 
 render_configs() {
@@ -335,7 +346,8 @@ render_configs() {
 		PG_FSYNC="$pg_fsync" PG_USER_LINE="$pg_user_line" APP_USER_LINE="$app_user_line" \
 		SOCKET_OWNER_LINE="$socket_owner_line" DATABASE_URL="$(supervisor_value "$DB_URL")" \
 		LOG_LEVEL="$LOG_LEVEL" API_PROCS="$API_PROCS" API_THREADS="$API_THREADS" \
-		SSE_MAX_STREAMS="$SSE_MAX_STREAMS" EXECUTORS="$EXECUTORS" EXECUTORS_ON="$executors_on"
+		SSE_MAX_STREAMS="$SSE_MAX_STREAMS" EXECUTORS="$EXECUTORS" EXECUTORS_ON="$executors_on" \
+		PROVIDER_ENV="$(provider_env)"
 
 	# What `status` and tests/lib/stack.sh read back (may hold a password: 0600).
 	(

@@ -102,6 +102,13 @@ int api_agents_get(struct request *req);
 int api_agents_update(struct request *req);
 int api_agents_delete(struct request *req);
 
+int api_providers_list(struct request *req);
+int api_providers_create(struct request *req);
+int api_providers_get(struct request *req);
+int api_providers_update(struct request *req);
+int api_providers_delete(struct request *req);
+int api_providers_models(struct request *req);
+
 int api_work_graph(struct request *req);
 int api_events_list(struct request *req);
 

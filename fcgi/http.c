@@ -99,6 +99,8 @@ const char *http_status_line(int status)
                 return "415 Unsupported Media Type";
         case 429:
                 return "429 Too Many Requests";
+        case 502:
+                return "502 Bad Gateway";
         case 503:
                 return "503 Service Unavailable";
         default:
@@ -123,6 +125,8 @@ int http_status_for(int err)
                 return 415;
         case ERR_UNAVAILABLE:
                 return 503;
+        case ERR_BAD_GATEWAY:
+                return 502;
         default:
                 return 500;
         }

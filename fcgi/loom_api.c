@@ -12,6 +12,7 @@
 #include "api.h"
 #include "config.h"
 #include "err.h"
+#include "httpc.h"
 #include "log.h"
 #include "query.h"
 #include "router.h"
@@ -69,6 +70,10 @@ int main(void)
 
         log_setup("loom-api");
         api_started_at = api_now();
+        if (httpc_global_init() != 0) {
+                log_error("cannot initialise libcurl");
+                return 1;
+        }
         cfg.threads = (int)config_long("LOOM_API_THREADS", 4, 1, 256);
         return server_run(&cfg);
 }

@@ -24,6 +24,8 @@ const char *err_strerror(int code)
                 return "service unavailable";
         case ERR_INTERNAL:
                 return "internal error";
+        case ERR_BAD_GATEWAY:
+                return "bad gateway";
         }
         return "unknown error";
 }

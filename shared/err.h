@@ -17,6 +17,7 @@ enum err_code {
         ERR_MEDIA_TYPE = -6,  /* body is not JSON (415) */
         ERR_UNAVAILABLE = -7, /* a dependency (the database) is down; retry later (503) */
         ERR_INTERNAL = -8,    /* a bug or an unexpected failure (500) */
+        ERR_BAD_GATEWAY = -9, /* a service we called (an LLM provider) failed us (502) */
 };
 
 /* Short lower-case name of code, e.g. "not found". Never NULL, cannot fail. */

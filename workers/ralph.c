@@ -1,29 +1,137 @@
 /*
- * loom-ralph — the maintenance loop (one active instance), every 10 s.
+ * loom-ralph — the maintenance loop (one active instance): at least every 10 s, and at once
+ * when a provider is registered or changed (NOTIFY loom_providers).
  *
- * Today it keeps the events table small: events older than LOOM_EVENTS_RETENTION_DAYS
- * (default 30) are deleted in batches, so the table streams read from stays bounded.  Resetting
- * stuck agents, re-queueing expired leases and blocking looping beads join it with the agents
- * work.  A tick never overlaps the previous one: the loop is single-threaded.
+ * Today it
+ *   - registers the provider from LOOM_PROVIDER_URL / LOOM_PROVIDER_API_KEY /
+ *     LOOM_PROVIDER_MODEL when no provider exists yet (id "default");
+ *   - probes providers that are new, changed, or last checked over 60 s ago, with
+ *     GET {endpoint}/models (no tokens spent), and records healthy/failed, latency and error;
+ *   - keeps the events table bounded (LOOM_EVENTS_RETENTION_DAYS, default 30), in batches.
+ * Resetting stuck agents, re-queueing expired leases and blocking looping beads join it with
+ * the run queue.  Ticks never overlap: the loop is single-threaded.
  */
 #include "config.h"
 #include "err.h"
+#include "httpc.h"
 #include "log.h"
 #include "worker.h"
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
-#define RALPH_PRUNE_BATCH "10000"
+#define RALPH_PROBE_EVERY_S  "60"
+#define RALPH_PROBE_TIMEOUT  10000
+#define RALPH_PROBE_MAX_BODY ((size_t)4 << 20)
 
+/* The oldest 10,000 events by id, of which those past retention go: bounded work per tick. */
 static struct db_stmt ralph_prune_events_stmt = {
         .name = "ralph_prune_events",
-        .sql = "DELETE FROM events WHERE id IN (SELECT id FROM events"
-               " WHERE created_at < now() - make_interval(days => $1::int)"
-               " ORDER BY id LIMIT " RALPH_PRUNE_BATCH ")",
+        .sql = "DELETE FROM events WHERE id IN (SELECT s.id FROM"
+               " (SELECT id, created_at FROM events ORDER BY id LIMIT 10000) s"
+               " WHERE s.created_at < now() - make_interval(days => $1::int))",
         .nparams = 1,
 };
 
-static int ralph_tick(struct worker *w)
+static struct db_stmt ralph_due_stmt = {
+        .name = "ralph_probe_due",
+        .sql = "SELECT id, endpoint, api_key FROM providers"
+               " WHERE status = 'pending' OR (status <> 'inactive' AND (last_heartbeat_at IS NULL"
+               "       OR last_heartbeat_at < now() - interval '" RALPH_PROBE_EVERY_S " seconds'))"
+               " ORDER BY id LIMIT 20",
+        .nparams = 0,
+        .readonly = true,
+};
+
+static struct db_stmt ralph_probed_stmt = {
+        .name = "ralph_probed",
+        .sql = "SELECT loom_provider_probed($1, $2::boolean, $3::int, $4)",
+        .nparams = 4,
+};
+
+static struct db_stmt ralph_bootstrap_stmt = {
+        .name = "ralph_bootstrap",
+        .sql = "SELECT loom_provider_create(jsonb_build_object('id', 'default', 'name',"
+               " 'Default provider', 'endpoint', $1::text, 'api_key', $2::text, 'model',"
+               " coalesce($3::text, '')), 'loom-ralph')"
+               " WHERE NOT EXISTS (SELECT 1 FROM providers)",
+        .nparams = 3,
+};
+
+/* Probes one provider and records the outcome. */
+static int ralph_probe(struct worker *w, const char *id, const char *endpoint, const char *key)
+{
+        struct httpc_request hr = {.method = "GET",
+                                   .bearer = key,
+                                   .connect_timeout_ms = 3000,
+                                   .timeout_ms = RALPH_PROBE_TIMEOUT};
+        struct httpc_response res;
+        char url[1100], latency[24], err[320];
+        const char *params[4] = {id, "false", latency, err};
+        PGresult *out;
+        int rc;
+
+        snprintf(url, sizeof(url), "%s/models", endpoint);
+        hr.url = url;
+        strbuf_init(&res.body, RALPH_PROBE_MAX_BODY);
+        rc = httpc_perform(&hr, &res);
+        strbuf_release(&res.body);
+        err[0] = '\0';
+        if (rc)
+                snprintf(err, sizeof(err), "%s", res.error);
+        else if (res.status != 200)
+                snprintf(err, sizeof(err), "GET /models answered HTTP %ld", res.status);
+        else
+                params[1] = "true";
+        snprintf(latency, sizeof(latency), "%.0f", res.total_ms);
+        if (err[0])
+                log_warn("provider %s failed its probe: %s", id, err);
+        rc = db_exec(&w->db, &ralph_probed_stmt, params, &out);
+        PQclear(out);
+        return rc;
+}
+
+static int ralph_probe_due(struct worker *w)
+{
+        PGresult *due;
+        int rc = db_exec(&w->db, &ralph_due_stmt, NULL, &due);
+
+        if (rc)
+                return rc;
+        for (int i = 0; !rc && i < PQntuples(due); i++)
+                rc = ralph_probe(w, PQgetvalue(due, i, 0), PQgetvalue(due, i, 1),
+                                 db_value(due, i, 2));
+        PQclear(due);
+        return rc;
+}
+
+static int ralph_bootstrap_provider(struct worker *w)
+{
+        static bool done;
+        const char *params[3];
+        PGresult *res;
+        int rc;
+
+        params[0] = config_str("LOOM_PROVIDER_URL", NULL);
+        if (done || !params[0])
+                return ERR_OK;
+        params[1] = config_str("LOOM_PROVIDER_API_KEY", NULL);
+        params[2] = config_str("LOOM_PROVIDER_MODEL", NULL);
+        rc = db_exec(&w->db, &ralph_bootstrap_stmt, params, &res);
+        if (rc) {
+                log_error("cannot register LOOM_PROVIDER_URL as a provider: %s", w->db.errmsg);
+                done = true; /* a bad URL will not get better by retrying */
+                return rc;
+        }
+        if (PQntuples(res) > 0)
+                log_info("registered provider 'default' from LOOM_PROVIDER_URL");
+        PQclear(res);
+        done = true;
+        return ERR_OK;
+}
+
+static int ralph_prune_events(struct worker *w)
 {
         static long days = -1;
         char days_s[16];
@@ -43,16 +151,32 @@ static int ralph_tick(struct worker *w)
         return ERR_OK;
 }
 
+static int ralph_tick(struct worker *w)
+{
+        int rc = ralph_bootstrap_provider(w);
+
+        if (!rc)
+                rc = ralph_probe_due(w);
+        if (!rc)
+                rc = ralph_prune_events(w);
+        return rc;
+}
+
 int main(void)
 {
         static const struct worker_def def = {
                 .name = "loom-ralph",
-                .channel = NULL,
+                .channel = "loom_providers",
                 .needs_leader = true,
                 .poll_ms = 10000,
+                .min_gap_ms = 100,
                 .tick = ralph_tick,
         };
 
         log_setup("loom-ralph");
+        if (httpc_global_init() != 0) {
+                log_error("cannot initialise libcurl");
+                return 1;
+        }
         return worker_main(&def);
 }
