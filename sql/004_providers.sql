@@ -139,3 +139,37 @@ BEGIN
         WHERE provider_id IS NULL AND status = 'paused';
     END IF;
 END $$;
+
+-- With providers in place, a new agent gets the one it names or the first healthy one, and is
+-- idle; without any it starts paused (replaces the 003 version).
+CREATE OR REPLACE FUNCTION loom_agent_create(p jsonb, actor text) RETURNS json
+LANGUAGE plpgsql AS $$
+DECLARE
+    a agents;
+    persona personas;
+    prov text := p ->> 'provider_id';
+BEGIN
+    SELECT * INTO persona FROM personas WHERE name = p ->> 'persona_name';
+    IF NOT FOUND THEN
+        PERFORM loom_raise('LM400', format('persona_name: persona %s does not exist',
+                                           p ->> 'persona_name'));
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM projects WHERE id = p ->> 'project_id') THEN
+        PERFORM loom_raise('LM400', format('project_id: project %s does not exist',
+                                           p ->> 'project_id'));
+    END IF;
+    IF prov IS NOT NULL AND NOT EXISTS (SELECT 1 FROM providers WHERE id = prov) THEN
+        PERFORM loom_raise('LM400', format('provider_id: provider %s does not exist', prov));
+    END IF;
+    IF prov IS NULL THEN
+        SELECT id INTO prov FROM providers WHERE status = 'healthy' ORDER BY id LIMIT 1;
+    END IF;
+    INSERT INTO agents (name, role, persona_name, project_id, provider_id, status)
+    VALUES (coalesce(p ->> 'name', persona.name), coalesce(p ->> 'role', persona.role),
+            persona.name, p ->> 'project_id', prov,
+            CASE WHEN prov IS NULL THEN 'paused' ELSE 'idle' END)
+    RETURNING * INTO a;
+    PERFORM loom_event('agent.spawned', a.project_id, NULL, actor,
+                       jsonb_build_object('agent', loom_agent_json(a)::jsonb));
+    RETURN loom_agent_json(a);
+END $$;

@@ -53,6 +53,12 @@ test('register, probe to healthy, list models; the key never comes back', async 
   r = await api('GET', `/api/v1/agents?project_id=${p}`);
   assert.ok(r.body.every((a) => a.status === 'idle' && a.provider_id), JSON.stringify(r.body.map((a) => [a.status, a.provider_id])));
 
+  // and a project made now starts with working agents
+  const p2 = await newProject();
+  r = await api('GET', `/api/v1/agents?project_id=${p2}`);
+  assert.ok(r.body.every((a) => a.status === 'idle' && a.provider_id), 'new agents get the healthy provider');
+  assertError(await api('POST', '/api/v1/agents', { persona_name: 'ceo', project_id: p2, provider_id: 'nope' }), 400, 'provider_id');
+
   for (const path of ['/api/v1/providers', `/api/v1/providers/${id}`, `/api/v1/events?limit=1000`]) {
     assert.ok(!(await api('GET', path)).text.includes(KEY), `${path} shows the key`);
   }
