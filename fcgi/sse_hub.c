@@ -416,6 +416,13 @@ static void hub_connect_step(struct sse_hub *h, PostgresPollingStatusType st)
                 hub_fail(h, PQerrorMessage(h->conn));
 }
 
+/* libpq would print notices (and the server's FATAL on a terminated session) to stderr raw */
+static void hub_notice(void *arg, const char *msg)
+{
+        (void)arg;
+        log_info("event feed database notice: %s", msg);
+}
+
 static void hub_connect(struct sse_hub *h)
 {
         const char *keys[] = {"dbname", NULL};
@@ -426,6 +433,7 @@ static void hub_connect(struct sse_hub *h)
                 hub_fail(h, h->conn ? PQerrorMessage(h->conn) : "out of memory");
                 return;
         }
+        PQsetNoticeProcessor(h->conn, hub_notice, NULL);
         h->state = SSE_HUB_CONNECTING;
         h->retry_at_ms = h->srv->now_ms + SSE_HUB_CONNECT_MS;
         hub_connect_step(h, PGRES_POLLING_WRITING);
