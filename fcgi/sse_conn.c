@@ -31,6 +31,7 @@ void sse_conn_accept(struct sse_server *srv, int fd)
         c->watch.on_ready = conn_on_ready;
         c->srv = srv;
         c->state = SSE_CONN_IDLE;
+        c->progress_ms = srv->now_ms;
         sse_list_init(&c->all);
         sse_list_init(&c->link);
         sse_list_init(&c->lru);
@@ -115,7 +116,27 @@ static bool conn_would_block(void)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 }
 
-/* Writes iov[0..n) (total bytes) unless bytes are queued already; queues what is left. */
+/* Streams: heartbeats are due SSE heartbeat_ms after the socket last took everything. */
+static void conn_touch(struct sse_conn *c)
+{
+        c->stamp_ms = c->srv->now_ms;
+        sse_list_append(&c->srv->lru, &c->lru);
+}
+
+static void conn_drop_slow(struct sse_conn *c, const char *why)
+{
+        c->srv->stats.dropped_slow++;
+        log_info("dropping a stream at event %lld: the client cannot keep up (%s, %zu bytes "
+                 "queued)",
+                 (long long)c->last_id, why, sse_conn_queued(c));
+        sse_conn_close(c, "client too slow");
+}
+
+/*
+ * Writes iov[0..n) (total bytes) unless bytes are queued already, and queues what is left.
+ * What is queued already plus the rest may not pass SSE_QUEUE_MAX; an empty queue takes
+ * anything, so one event larger than the cap still gets through.
+ */
 static void conn_write(struct sse_conn *c, const struct iovec *iov, int n, size_t total)
 {
         size_t done = 0;
@@ -130,15 +151,13 @@ static void conn_write(struct sse_conn *c, const struct iovec *iov, int n, size_
                         return;
                 }
                 done = w > 0 ? (size_t)w : 0;
+                if (w > 0)
+                        c->progress_ms = c->srv->now_ms;
         }
         if (done == total)
                 return;
-        if (c->state == SSE_CONN_LIVE && sse_conn_queued(c) + (total - done) > SSE_QUEUE_MAX) {
-                c->srv->stats.dropped_slow++;
-                log_info("dropping a stream at event %lld: the client cannot keep up "
-                         "(%zu bytes queued)",
-                         (long long)c->last_id, sse_conn_queued(c));
-                sse_conn_close(c, "client too slow");
+        if (sse_conn_queued(c) && sse_conn_queued(c) + (total - done) > SSE_QUEUE_MAX) {
+                conn_drop_slow(c, "queue full");
                 return;
         }
         for (int i = 0; i < n; i++) {
@@ -180,10 +199,8 @@ void sse_conn_send(struct sse_conn *c, const char *data, size_t len)
                 }
                 conn_write(c, iov, n, total);
         }
-        if (!c->dead && c->is_stream) {
-                c->stamp_ms = c->srv->now_ms;
-                sse_list_append(&c->srv->lru, &c->lru);
-        }
+        if (!c->dead && c->is_stream && !sse_conn_queued(c))
+                conn_touch(c);
 }
 
 /* CLOSING and written out: half-close, so nginx reads everything and then closes its end. */
@@ -397,8 +414,11 @@ static void conn_flush(struct sse_conn *c)
                         return;
                 }
                 c->out.off += (size_t)w;
+                c->progress_ms = c->srv->now_ms;
         }
         outq_release(&c->out); /* an idle stream keeps no buffer */
+        if (c->is_stream)
+                conn_touch(c);
 }
 
 static void conn_on_writable(struct sse_conn *c)
@@ -447,10 +467,18 @@ void sse_conn_tick(struct sse_server *srv)
         }
         while (!sse_list_empty(&srv->lru)) {
                 struct sse_conn *c = sse_container(srv->lru.next, struct sse_conn, lru);
+                int64_t hb = srv->cfg.heartbeat_ms;
 
-                if (c->stamp_ms + srv->cfg.heartbeat_ms > srv->now_ms)
+                if (c->stamp_ms + hb > srv->now_ms)
                         break;
-                sse_conn_send(c, ": ping\n\n", 8); /* moves c to the tail, or closes it */
+                if (!sse_conn_queued(c)) {
+                        sse_conn_send(c, ": ping\n\n", 8);
+                } else if (c->progress_ms + 2 * hb <= srv->now_ms) {
+                        conn_drop_slow(c, "nothing written for two heartbeats");
+                        continue;
+                }
+                if (!c->dead)
+                        conn_touch(c); /* whatever happened, c is looked at again later */
         }
 }
 

@@ -6,8 +6,10 @@
  * (sse_fcgi), collects PARAMS (at most SSE_FCGI_MAX_PARAMS bytes) and hands a complete request
  * to sse_stream; it answers GET_VALUES, refuses a second concurrent request on the connection
  * (CANT_MPX_CONN), ends the stream on ABORT_REQUEST, and closes the connection on a malformed
- * record, on EPOLLRDHUP/HUP/ERR, on a read or write error, and when a live stream's output
- * queue passes SSE_QUEUE_MAX (a client that cannot keep up resumes with Last-Event-ID).
+ * record, on EPOLLRDHUP/HUP/ERR, on a read or write error, and when a stream cannot keep up:
+ * its queue would pass SSE_QUEUE_MAX, or bytes are queued and the socket took nothing for two
+ * heartbeat intervals (the client resumes with Last-Event-ID).  Bursts do not count: a stream
+ * whose queue passes SSE_QUEUE_LOW goes on from the ring at its client's pace (sse_stream).
  *
  * Output is written straight to the socket (writev of record headers plus the shared event
  * bytes); only what the socket does not take is copied into the connection's queue, which is
@@ -28,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SSE_QUEUE_MAX          ((size_t)1 << 20)   /* a live stream's unwritten bytes */
+#define SSE_QUEUE_MAX          ((size_t)1 << 20)   /* unwritten bytes of one connection */
 #define SSE_QUEUE_LOW          ((size_t)256 << 10) /* catch-up pauses above this */
 #define SSE_REQUEST_TIMEOUT_MS 10000 /* to send a whole request, or to close after a response */
 #define SSE_IOV_RECORDS        16    /* STDOUT records per writev */
@@ -63,7 +65,8 @@ struct sse_conn {
         struct sse_list all;  /* srv->all */
         struct sse_list link; /* srv->waiting, srv->live, the hub's read queue or the graveyard */
         struct sse_list lru;  /* streams: srv->lru */
-        int64_t stamp_ms;     /* on waiting: when it got there; on lru: last write */
+        int64_t stamp_ms;     /* on waiting: when it got there; on lru: last time all written */
+        int64_t progress_ms;  /* the socket last took bytes */
         int64_t last_id;      /* streams: every matching event up to this id was sent */
         char *project_id;     /* stream filters; NULL = any */
         char *type;           /* exact event type */
@@ -78,8 +81,8 @@ void sse_conn_accept(struct sse_server *srv, int fd);
 
 /*
  * Writes data as STDOUT records of the open request, queueing what the socket does not take.
- * May close c (write error; a live stream past SSE_QUEUE_MAX): check c->dead afterwards.
- * A stream that writes moves to the tail of srv->lru (its heartbeat is due 15 s later).
+ * May close c (write error; the queue would pass SSE_QUEUE_MAX): check c->dead afterwards.
+ * A stream whose socket took everything moves to the tail of srv->lru (heartbeat due later).
  */
 void sse_conn_send(struct sse_conn *c, const char *data, size_t len);
 /*

@@ -288,19 +288,23 @@ static void hub_on_fetch(struct sse_hub *h, const PGresult *res)
         h->fetch_full = ok == n && n == SSE_HUB_BATCH;
 }
 
+/* A catch-up batch; delivery stops when the stream's queue is full, the rest is read again. */
 static void hub_on_read(struct sse_hub *h, const PGresult *res)
 {
-        int n = PQntuples(res);
+        int n = PQntuples(res), i;
 
         h->srv->stats.table_reads++;
-        for (int i = 0; i < n && h->reading; i++) {
-                struct sse_event *ev = hub_row_event(res, i);
+        for (i = 0; i < n && h->reading; i++) {
+                struct sse_event *ev;
 
+                if (sse_conn_queued(h->reading) > SSE_QUEUE_LOW)
+                        return; /* read_through stays at the last delivered row */
+                ev = hub_row_event(res, i);
                 h->read_through = ev->id;
                 sse_stream_deliver(h->reading, ev); /* may close the stream: reading = NULL */
                 sse_event_free(ev);
         }
-        if (n < SSE_HUB_BATCH)
+        if (i == n && n < SSE_HUB_BATCH)
                 h->read_through = h->read_upto;
 }
 

@@ -204,6 +204,14 @@ static void stream_go_live(struct sse_conn *c)
         sse_list_append(&c->srv->live, &c->link);
 }
 
+/* LIVE with a full queue: CATCHING_UP, parked until the queue drains (no event is lost). */
+static void stream_demote(struct sse_conn *c)
+{
+        sse_list_remove(&c->link);
+        c->state = SSE_CONN_CATCHING_UP;
+        c->parked = true;
+}
+
 /* Sends ring events after last_id until the queue passes SSE_QUEUE_LOW or the ring ends. */
 static void stream_send_ring(struct sse_conn *c)
 {
@@ -368,6 +376,9 @@ void sse_stream_fanout(struct sse_server *srv, const struct sse_event *ev)
                         continue;
                 c->last_id = ev->id;
                 sse_conn_send(c, ev->frame, ev->frame_len);
+                /* a burst the socket cannot take now: go on from the ring at the client's pace */
+                if (!c->dead && sse_conn_queued(c) > SSE_QUEUE_LOW)
+                        stream_demote(c);
         }
 }
 

@@ -16,8 +16,11 @@
  * With one it is CATCHING_UP: it walks the ring while the ring covers its position, asks the
  * hub for bounded table reads while it does not, and pauses whenever its output queue is above
  * SSE_QUEUE_LOW; once it reaches the head it joins srv->live and gets new events from
- * sse_stream_fanout.  Every write advances last_id, and nothing at or below last_id is ever
- * written again: no gap and no duplicate across the switch, or across a reconnect.
+ * sse_stream_fanout.  A live stream whose queue passes SSE_QUEUE_LOW (a burst, a slow client)
+ * goes back to CATCHING_UP, so one batch of large events paces healthy clients instead of
+ * dropping them; a client that stops reading altogether is dropped by sse_conn.  Every write
+ * advances last_id, and nothing at or below last_id is ever written again: no gap and no
+ * duplicate across the switches, or across a reconnect.
  */
 #ifndef LOOM_SSE_STREAM_H
 #define LOOM_SSE_STREAM_H

@@ -401,6 +401,21 @@ describe('a private loom-sse (LOOM_SSE_MAX_STREAMS=2, ring of 16, heartbeat 300 
     s.close();
   });
 
+  test('a 3 MB burst paces a reading client (nothing lost), a client that stops reading is dropped', async () => {
+    const p = await newProject();
+    const slow = await stream(`project_id=${p}`);
+    const fast = await stream(`project_id=${p}`);
+    slow.socket.pause(); // reads nothing more: the socket buffers fill, then loom-sse's queue
+    sql(`SELECT count(loom_event('bulk.test', '${p}', NULL, 't', jsonb_build_object('pad', repeat('x', 2000)))) FROM generate_series(1, 1500) g`);
+    await waitFor(() => /dropping a stream at event \d+: the client cannot keep up/.test(stderr), 5000, 'the slow stream to be dropped');
+    await waitFor(() => (fast.stdout.match(/event: bulk\.test\n/g) || []).length === 1500, 5000, 'the fast stream to get everything');
+    const ids = [...fast.stdout.matchAll(/\nid: (\d+)\nevent: bulk\.test\n/g)].map((m) => Number(m[1]));
+    assert.equal(new Set(ids).size, 1500);
+    assert.ok(ids.every((id, i) => i === 0 || id > ids[i - 1]));
+    slow.close();
+    fast.close();
+  });
+
   test('malformed input closes only that connection', async () => {
     const bad = [
       Buffer.from([2, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]), // version 2
