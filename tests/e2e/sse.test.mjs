@@ -483,3 +483,35 @@ describe('a private loom-sse (LOOM_SSE_MAX_STREAMS=2, ring of 16, heartbeat 300 
     assert.match(stderr, /stopping on signal 15 with 2 streams/);
   });
 });
+
+test('without a database loom-sse still answers: 503 + retry: while the feed starts, one log line', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'loom-sse-nodb.'));
+  const sock = path.join(dir, 'sse.sock');
+  const bin = path.join(process.env.LOOM_BIN_DIR || 'build/bin', 'loom-sse');
+  let stderr = '';
+  const proc = spawn(bin, [], {
+    env: { ...process.env, LOOM_FCGI_LISTEN: sock, LOOM_DATABASE_URL: 'host=127.0.0.1 port=1 dbname=nothing' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  proc.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code)));
+  let c;
+  try {
+    await waitFor(() => stderr.includes('loom-sse ready'), 5000, 'loom-sse to start');
+    c = fcgiConnect(sock);
+    await c.ready;
+    c.send(getRequest(1, '/api/v1/events/stream'));
+    await waitFor(() => c.end, 2000, 'an answer');
+    assert.match(c.stdout, /^Status: 503 Service Unavailable\r\n/);
+    assert.match(c.stdout, /\r\nRetry-After: \d+\r\n/);
+    assert.match(c.stdout, /retry: \d+\n/);
+    assert.ok(c.stdout.includes('starting'), c.stdout);
+    await sleep(1000); // several reconnect attempts with backoff
+    assert.equal((stderr.match(/lost its database connection/g) || []).length, 1, stderr);
+  } finally {
+    c?.close();
+    proc.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
