@@ -144,9 +144,8 @@ static int agent_check_ids(struct request *req, json_object *body)
 {
         const char *v = input_string(body, "project_id");
 
-        if (v && !input_is_project_id(v))
-                return http_fail(req, ERR_INVALID, "project_id: '%.64s' is not a valid project id",
-                                 v);
+        if (input_bad_project_id(req, "project_id", v))
+                return ERR_INVALID;
         v = input_string(body, "persona_name");
         if (v && !input_is_project_id(v))
                 return http_fail(req, ERR_INVALID,
@@ -229,9 +228,8 @@ int api_agents_list(struct request *req)
                 rc = query_done(req);
         if (rc)
                 return rc;
-        if (params[0] && !input_is_project_id(params[0]))
-                return http_fail(req, ERR_INVALID, "project_id: '%.64s' is not a valid project id",
-                                 params[0]);
+        if (input_bad_project_id(req, "project_id", params[0]))
+                return ERR_INVALID;
         if (params[2] && !input_is_project_id(params[2]))
                 return http_fail(req, ERR_INVALID,
                                  "persona_name: '%.64s' is not a valid persona "

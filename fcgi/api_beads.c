@@ -165,9 +165,8 @@ static int bead_check_values(struct request *req, json_object *body)
 {
         const char *v = input_string(body, "project_id");
 
-        if (v && !input_is_project_id(v))
-                return http_fail(req, ERR_INVALID, "project_id: '%.64s' is not a valid project id",
-                                 v);
+        if (input_bad_project_id(req, "project_id", v))
+                return ERR_INVALID;
         v = input_string(body, "assigned_to");
         if (v && *v && !input_is_name(v))
                 return http_fail(req, ERR_INVALID,
@@ -186,9 +185,8 @@ static int bead_list_filters(struct request *req, const char **params)
         int rc;
 
         params[0] = query_get(req, "project_id");
-        if (params[0] && !input_is_project_id(params[0]))
-                return http_fail(req, ERR_INVALID, "project_id: '%.64s' is not a valid project id",
-                                 params[0]);
+        if (input_bad_project_id(req, "project_id", params[0]))
+                return ERR_INVALID;
         rc = query_enum(req, "status", bead_statuses, &params[3]);
         if (!rc)
                 rc = query_enum(req, "type", bead_types, &params[4]);
@@ -233,9 +231,8 @@ int api_beads_ready(struct request *req)
         int rc;
 
         params[0] = query_get(req, "project_id");
-        if (params[0] && !input_is_project_id(params[0]))
-                return http_fail(req, ERR_INVALID, "project_id: '%.64s' is not a valid project id",
-                                 params[0]);
+        if (input_bad_project_id(req, "project_id", params[0]))
+                return ERR_INVALID;
         rc = api_page(req, 100, &params[1], &params[2]);
         if (!rc)
                 rc = query_done(req);

@@ -51,9 +51,8 @@ int api_work_graph(struct request *req)
 
         if (rc)
                 return rc;
-        if (project && !input_is_project_id(project))
-                return http_fail(req, ERR_INVALID, "project_id: '%.64s' is not a valid project id",
-                                 project);
+        if (input_bad_project_id(req, "project_id", project))
+                return ERR_INVALID;
         return api_send_row(req, &work_graph_stmt, &project, 200, NULL);
 }
 
@@ -86,9 +85,8 @@ int api_events_list(struct request *req)
                 rc = query_done(req);
         if (rc)
                 return rc;
-        if (params[0] && !input_is_project_id(params[0]))
-                return http_fail(req, ERR_INVALID, "project_id: '%.64s' is not a valid project id",
-                                 params[0]);
+        if (input_bad_project_id(req, "project_id", params[0]))
+                return ERR_INVALID;
         if (params[1] && !is_event_type(params[1]))
                 return http_fail(req, ERR_INVALID,
                                  "type: '%.64s' is not an event type "

@@ -133,10 +133,8 @@ static int project_check_ids(struct request *req, json_object *body)
                                  "id: '%.64s' is not a valid project id (lower-"
                                  "case letters, digits, '-' and '_', at most 63)",
                                  v);
-        v = input_string(body, "parent_id");
-        if (v && !input_is_project_id(v))
-                return http_fail(req, ERR_INVALID, "parent_id: '%.64s' is not a valid project id",
-                                 v);
+        if (input_bad_project_id(req, "parent_id", input_string(body, "parent_id")))
+                return ERR_INVALID;
         v = input_string(body, "bead_prefix");
         if (v && !is_prefix(v))
                 return http_fail(req, ERR_INVALID,

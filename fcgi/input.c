@@ -135,6 +135,13 @@ bool input_is_project_id(const char *s)
         return n <= 63;
 }
 
+bool input_bad_project_id(struct request *req, const char *field, const char *v)
+{
+        if (!v || input_is_project_id(v))
+                return false;
+        return http_fail(req, ERR_INVALID, "%s: '%.64s' is not a valid project id", field, v) != 0;
+}
+
 bool input_is_name(const char *s)
 {
         size_t n = 0;

@@ -61,6 +61,8 @@ const char *input_string(json_object *obj, const char *key);
 
 bool input_is_bead_id(const char *s);
 bool input_is_project_id(const char *s);
+/* True (with the message recorded) when v is given but not a project id; NULL is fine. */
+bool input_bad_project_id(struct request *req, const char *field, const char *v);
 /* Agent ids, author ids: 1..200 bytes, no control characters. */
 bool input_is_name(const char *s);
 

@@ -51,7 +51,8 @@ TEST(full_file)
 TEST(crlf_and_escapes)
 {
         arena_init(&arena, 0);
-        CHECK_INT(parse("---\r\nname: x\r\ndescription: \"say \\\"hi\\\"\"\r\n---\r\nbody"), ERR_OK);
+        CHECK_INT(parse("---\r\nname: x\r\ndescription: \"say \\\"hi\\\"\"\r\n---\r\nbody"),
+                  ERR_OK);
         CHECK_STR(sk.description, "say \"hi\"");
         CHECK_STR(sk.instructions, "body");
         arena_release(&arena);
