@@ -113,7 +113,7 @@ static void conn_malformed(struct sse_conn *c, const char *why)
 
 static bool conn_would_block(void)
 {
-        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+        return errno == EAGAIN || errno == EWOULDBLOCK;
 }
 
 /* Streams: heartbeats are due SSE heartbeat_ms after the socket last took everything. */
@@ -144,8 +144,12 @@ static void conn_write(struct sse_conn *c, const struct iovec *iov, int n, size_
         if (c->dead)
                 return;
         if (!sse_conn_queued(c)) {
-                ssize_t w = writev(c->watch.fd, iov, n);
+                ssize_t w;
 
+                /* edge-triggered: only a full socket may leave bytes for EPOLLOUT */
+                do
+                        w = writev(c->watch.fd, iov, n);
+                while (w < 0 && errno == EINTR);
                 if (w < 0 && !conn_would_block()) {
                         sse_conn_close(c, strerror(errno));
                         return;
