@@ -83,19 +83,22 @@ $(BIN)/loom-%: $(B)/obj/workers/%.o $(WORKER_COMMON_OBJ) $(SHARED_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
--include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
 
 # ---- tests ---------------------------------------------------------------------------------
 UNIT_SRC := $(sort $(wildcard tests/unit/*/test_*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
-UNIT_LIB_OBJ := $(SHARED_OBJ) $(FCGI_COMMON_OBJ) $(call obj,fcgi/routes.c $(sort $(wildcard fcgi/api_*.c)) workers/skill.c)
+UNIT_LIB_OBJ := $(SHARED_OBJ) $(FCGI_COMMON_OBJ) \
+                $(call obj,fcgi/routes.c $(sort $(wildcard fcgi/api_*.c)) workers/skill.c) \
+                $(call obj,$(filter-out fcgi/loom_sse.c,$(SSE_SRC)))
 INTEG_SRC := $(sort $(wildcard tests/integration/test_*.c))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(B)/tests/integration/%,$(INTEG_SRC))
 
 $(B)/tests/%: tests/%.c tests/unit/testlib.h $(UNIT_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
-	$(Q)$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) $< $(UNIT_LIB_OBJ) -o $@ $(FCGI_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -MF $@.d -Itests/unit $(LDFLAGS) $< $(UNIT_LIB_OBJ) -o $@ \
+		$(FCGI_LIBS) $(LDLIBS)
 
 .PHONY: test-deps unit e2e check
 test-deps:

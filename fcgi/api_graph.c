@@ -56,19 +56,6 @@ int api_work_graph(struct request *req)
         return api_send_row(req, &work_graph_stmt, &project, 200, NULL);
 }
 
-static bool is_event_type(const char *s)
-{
-        size_t n = strlen(s);
-
-        if (n < 3 || n > 100 || !strchr(s, '.'))
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_' || s[i] == '.'))
-                        return false;
-        }
-        return true;
-}
-
 int api_events_list(struct request *req)
 {
         const char *params[5];
@@ -87,7 +74,7 @@ int api_events_list(struct request *req)
                 return rc;
         if (input_bad_project_id(req, "project_id", params[0]))
                 return ERR_INVALID;
-        if (params[1] && !is_event_type(params[1]))
+        if (params[1] && !input_is_event_type(params[1]))
                 return http_fail(req, ERR_INVALID,
                                  "type: '%.64s' is not an event type "
                                  "(e.g. bead.created)",

@@ -142,6 +142,19 @@ bool input_bad_project_id(struct request *req, const char *field, const char *v)
         return http_fail(req, ERR_INVALID, "%s: '%.64s' is not a valid project id", field, v) != 0;
 }
 
+bool input_is_event_type(const char *s)
+{
+        size_t n = strlen(s);
+
+        if (n < 3 || n > 100 || !strchr(s, '.') || s[0] == '.' || s[n - 1] == '.')
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_' || s[i] == '.'))
+                        return false;
+        }
+        return true;
+}
+
 bool input_is_name(const char *s)
 {
         size_t n = 0;

@@ -63,6 +63,8 @@ bool input_is_bead_id(const char *s);
 bool input_is_project_id(const char *s);
 /* True (with the message recorded) when v is given but not a project id; NULL is fine. */
 bool input_bad_project_id(struct request *req, const char *field, const char *v);
+/* Event types: dotted lower-case words, e.g. "bead.created" (3..100 bytes). */
+bool input_is_event_type(const char *s);
 /* Agent ids, author ids: 1..200 bytes, no control characters. */
 bool input_is_name(const char *s);
 

@@ -151,15 +151,6 @@ static void stream_unavailable(struct sse_conn *c, const struct stream_req *r, c
 }
 
 /* The event type rule of GET /api/v1/events: lower-case words joined by dots. */
-static bool stream_is_event_type(const char *s)
-{
-        size_t n = strlen(s);
-
-        if (n < 3 || n > SSE_EVENT_MAX_TYPE || !strchr(s, '.'))
-                return false;
-        return strspn(s, "abcdefghijklmnopqrstuvwxyz_.") == n;
-}
-
 /* Reads the filters; on ERR_INVALID req->error says why. */
 static int stream_parse_filters(struct request *req, const struct stream_req *r,
                                 const struct stream_route *route, struct stream_filter *f)
@@ -182,7 +173,7 @@ static int stream_parse_filters(struct request *req, const struct stream_req *r,
         if (f->project_id && !input_is_project_id(f->project_id))
                 return http_fail(req, ERR_INVALID, "project_id: '%.64s' is not a valid project id",
                                  f->project_id);
-        if (f->type && !stream_is_event_type(f->type))
+        if (f->type && !input_is_event_type(f->type))
                 return http_fail(req, ERR_INVALID,
                                  "type: '%.64s' is not an event type (e.g. bead.created)", f->type);
         /* the header wins: EventSource sends it on reconnects, the URL keeps the first value */

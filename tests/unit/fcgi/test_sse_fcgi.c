@@ -3,7 +3,7 @@
  * pairs, encoders, GET_VALUES.  The Makefile links only the shared and common FastCGI objects
  * into unit tests, so the module is compiled in here.
  */
-#include "sse_fcgi.c"
+#include "sse_fcgi.h"
 #include "testlib.h"
 
 #include <stdint.h>

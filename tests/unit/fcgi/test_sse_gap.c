@@ -2,7 +2,7 @@
  * Unit tests for fcgi/sse_gap.c: delivery held at holes in the id sequence until no running
  * transaction can fill them.  (The module is compiled in: see test_sse_ring.c.)
  */
-#include "sse_gap.c"
+#include "sse_gap.h"
 #include "testlib.h"
 
 #define WAIT 5000

@@ -2,7 +2,7 @@
  * Unit tests for fcgi/sse_ring.c: SSE frames of events, and the ring's eviction, floor and
  * lookups.  (The Makefile links no sse_* objects into unit tests, so the module is compiled in.)
  */
-#include "sse_ring.c"
+#include "sse_ring.h"
 #include "testlib.h"
 
 static struct sse_event *ev(int64_t id)
