@@ -57,20 +57,25 @@ static void *server_thread_main(void *arg)
         return NULL;
 }
 
+int server_inherited_fd(void)
+{
+        struct stat st;
+
+        if (fstat(0, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+                log_error("stdin is not a listening socket: run under supervisord [fcgi-program] "
+                          "or set LOOM_FCGI_LISTEN=/path.sock|host:port");
+                return -1;
+        }
+        return 0;
+}
+
 static int server_listen_fd(void)
 {
         const char *addr = config_str("LOOM_FCGI_LISTEN", NULL);
-        struct stat st;
         int fd;
 
-        if (!addr) {
-                if (fstat(0, &st) != 0 || !S_ISSOCK(st.st_mode)) {
-                        log_error("stdin is not a listening socket: run under supervisord "
-                                  "[fcgi-program] or set LOOM_FCGI_LISTEN=/path.sock|host:port");
-                        return -1;
-                }
-                return 0;
-        }
+        if (!addr)
+                return server_inherited_fd();
         fd = FCGX_OpenSocket(addr, SERVER_BACKLOG);
         if (fd < 0) {
                 log_error("cannot listen on %s: %s", addr, strerror(errno));

@@ -34,6 +34,10 @@ struct server_config {
         server_handler handler;
 };
 
+/* 0, the listening socket supervisord's [fcgi-program] hands over as fd 0; -1 (logged) when
+ * fd 0 is not a socket.  Shared by loom-api and loom-sse. */
+int server_inherited_fd(void);
+
 /* Serves until SIGTERM/SIGINT; returns the process exit status (0, or 1 if it cannot start). */
 int server_run(const struct server_config *cfg);
 

@@ -2,6 +2,7 @@
  * sse_server — listening socket, signals, the epoll loop and its timers; see sse_server.h.
  */
 #include "sse_server.h"
+#include "server.h"
 #include "log.h"
 #include "sse_conn.h"
 #include "sse_hub.h"
@@ -129,17 +130,10 @@ static int server_listen_tcp(const char *addr)
 static int server_listen(struct server_io *io)
 {
         const char *addr = io->srv->cfg.listen;
-        struct stat st;
         int fd;
 
-        if (!addr) {
-                if (fstat(0, &st) != 0 || !S_ISSOCK(st.st_mode)) {
-                        log_error("stdin is not a listening socket: run under supervisord "
-                                  "[fcgi-program] or set LOOM_FCGI_LISTEN=/path.sock|host:port");
-                        return -1;
-                }
-                return 0;
-        }
+        if (!addr)
+                return server_inherited_fd();
         if (addr[0] != '/' && addr[0] != '.' && strchr(addr, ':'))
                 fd = server_listen_tcp(addr);
         else
