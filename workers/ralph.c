@@ -3,6 +3,7 @@
  * when a provider is registered or changed (NOTIFY loom_providers).
  *
  * Today it
+ *   - re-queues runs whose lease expired (their executor died), blocking the bead after three;
  *   - registers the provider from LOOM_PROVIDER_URL / LOOM_PROVIDER_API_KEY /
  *     LOOM_PROVIDER_MODEL when no provider exists yet (id "default");
  *   - probes providers that are new, changed, or last checked over 60 s ago, with
@@ -151,9 +152,32 @@ static int ralph_prune_events(struct worker *w)
         return ERR_OK;
 }
 
+static struct db_stmt ralph_expire_stmt = {
+        .name = "ralph_expire_runs",
+        .sql = "SELECT loom_runs_expire(3)",
+        .nparams = 0,
+};
+
+/* Runs whose executor vanished (lease expired) go back to the queue, three attempts at most. */
+static int ralph_expire_runs(struct worker *w)
+{
+        PGresult *res;
+        int rc = db_exec(&w->db, &ralph_expire_stmt, NULL, &res);
+
+        if (rc)
+                return rc;
+        if (strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+                log_info("%s runs had expired leases", PQgetvalue(res, 0, 0));
+        PQclear(res);
+        return ERR_OK;
+}
+
 static int ralph_tick(struct worker *w)
 {
-        int rc = ralph_bootstrap_provider(w);
+        int rc = ralph_expire_runs(w);
+
+        if (!rc)
+                rc = ralph_bootstrap_provider(w);
 
         if (!rc)
                 rc = ralph_probe_due(w);

@@ -30,11 +30,13 @@ export function assertError(res, status, fragment) {
 
 let seq = 0;
 const run = Date.now().toString(36).slice(-4);
-// A fresh project for one test; returns its id (also its bead prefix).
-export async function newProject(extra = {}) {
+// A fresh project for one test; returns its id (also its bead prefix).  The dispatcher leaves
+// it alone (context dispatch_paused) unless the test passes { dispatch: true }.
+export async function newProject({ dispatch = false, ...extra } = {}) {
   seq += 1;
   const id = `e${run}${seq}`;
-  const res = await api('POST', '/api/v1/projects', { id, name: `Project ${id}`, bead_prefix: id, ...extra });
+  const context = dispatch ? {} : { dispatch_paused: 'true' };
+  const res = await api('POST', '/api/v1/projects', { id, name: `Project ${id}`, bead_prefix: id, context, ...extra });
   assert.equal(res.status, 201, res.text);
   return id;
 }
