@@ -71,6 +71,7 @@ struct sse_hub {
         int64_t retry_at_ms;
         int64_t query_deadline_ms;
         int64_t next_fetch_ms;
+        int64_t last_fetch_ms; /* when the last fetch was sent (SSE_HUB_FETCH_GAP_MS) */
         struct sse_gap gap;
         struct sse_list reads;    /* streams waiting for a table read (sse_conn.link), FIFO */
         struct sse_conn *reading; /* the stream whose read is in flight; NULL if it closed */
@@ -197,6 +198,7 @@ static void hub_send_fetch(struct sse_hub *h)
         snprintf(after, sizeof(after), "%lld", (long long)h->srv->ring.head);
         h->fetch_wanted = false;
         h->fetch_full = false;
+        h->last_fetch_ms = h->srv->now_ms;
         hub_send(h, SSE_HUB_Q_FETCH, hub_fetch_sql, 1, params);
 }
 
@@ -222,7 +224,8 @@ static void hub_kick(struct sse_hub *h)
 
         if (h->state != SSE_HUB_IDLE || !h->ready)
                 return;
-        fetch = h->fetch_wanted || h->srv->now_ms >= h->next_fetch_ms;
+        fetch = (h->fetch_wanted && h->srv->now_ms >= h->last_fetch_ms + SSE_HUB_FETCH_GAP_MS) ||
+                h->srv->now_ms >= h->next_fetch_ms;
         read = !sse_list_empty(&h->reads);
         if (fetch && (!read || h->last_was_read)) {
                 h->last_was_read = false;
@@ -494,7 +497,11 @@ int64_t sse_hub_deadline(const struct sse_hub *h)
         case SSE_HUB_IDLE:
                 break;
         }
-        return h->ready ? h->next_fetch_ms : INT64_MAX;
+        if (!h->ready)
+                return INT64_MAX;
+        if (h->fetch_wanted && h->last_fetch_ms + SSE_HUB_FETCH_GAP_MS < h->next_fetch_ms)
+                return h->last_fetch_ms + SSE_HUB_FETCH_GAP_MS;
+        return h->next_fetch_ms;
 }
 
 void sse_hub_want_read(struct sse_hub *h, struct sse_conn *c)

@@ -26,8 +26,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SSE_HUB_BATCH       1000
-#define SSE_HUB_POLL_MS     5000  /* fetch this often even without a doorbell */
+#define SSE_HUB_BATCH   1000
+#define SSE_HUB_POLL_MS 5000 /* fetch this often even without a doorbell */
+#define SSE_HUB_FETCH_GAP_MS                                                                       \
+        20                        /* doorbells within this of a fetch wait for one batch: a busy   \
+                                   * system rings per event, a fetch per event would cost the      \
+                                   * writers a third of their throughput */
 #define SSE_HUB_GAP_POLL_MS 25    /* while delivery is held at a hole */
 #define SSE_HUB_GAP_WAIT_MS 5000  /* a hole older than this is skipped (and logged) */
 #define SSE_HUB_CONNECT_MS  5000  /* a connection attempt that takes longer is abandoned */

@@ -117,10 +117,19 @@ DECLARE
     queued integer := 0;
     rid bigint;
 BEGIN
+    -- the usual idle state of a busy system: nobody free, nothing to look at
+    IF NOT EXISTS (SELECT 1 FROM agents ag JOIN providers pv ON pv.id = ag.provider_id
+                   WHERE ag.status = 'idle' AND pv.status = 'healthy') THEN
+        RETURN 0;
+    END IF;
     FOR b IN
         SELECT x.* FROM beads x JOIN projects pr ON pr.id = x.project_id
         WHERE x.status = 'open' AND pr.status <> 'closed'
           AND coalesce(pr.context ->> 'dispatch_paused', 'false') <> 'true'
+          -- only where someone can take it: no locks, no work for beads nobody can run
+          AND EXISTS (SELECT 1 FROM agents ag JOIN providers pv ON pv.id = ag.provider_id
+                      WHERE ag.project_id = x.project_id AND ag.status = 'idle'
+                        AND pv.status = 'healthy')
           AND NOT (x.type = 'decision' AND x.context ->> 'requires_human' = 'true')
           AND coalesce((x.context ->> 'last_failed_at')::timestamptz, '-infinity')
               < now() - make_interval(secs => backoff_s)
