@@ -7,7 +7,8 @@ set -euo pipefail
 
 RUN_PKGS=(build-essential pkg-config libfcgi-dev libfcgi-bin libpq-dev libjson-c-dev
 	libcurl4-openssl-dev nginx supervisor postgresql curl ca-certificates git)
-TEST_PKGS=(clang-format wrk procps iproute2)
+# chromium: the headless browser that tests/e2e/ui.test.mjs drives through playwright-core
+TEST_PKGS=(clang-format wrk procps iproute2 chromium)
 
 mode=${1:-run}
 case $mode in
