@@ -1,0 +1,64 @@
+// The REST client: JSON in and out under /api/v1; failures become ApiError with the API's
+// own message ({"error": "..."}), and outages (no answer, 502-504) are reported to the
+// listener set with onOutage so the page can show one banner.
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+  get outage() { return this.status === 0 || this.status >= 500; }
+}
+
+let outageListener = () => {};
+export function onOutage(fn) { outageListener = fn; }
+
+export async function request(method, path, body) {
+  const init = { method, headers: { Accept: 'application/json' } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const url = path.startsWith('/') && !path.startsWith('/api/') && !path.startsWith('/health') ? `/api/v1${path}` : path;
+  let res;
+  try {
+    res = await fetch(url, init);
+  } catch {
+    const err = new ApiError(0, 'cannot reach the Loom server');
+    outageListener(err);
+    throw err;
+  }
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (!res.ok) {
+    const msg = (data && typeof data.error === 'string') ? data.error : `${res.status} ${res.statusText}`;
+    const err = new ApiError(res.status, msg);
+    if (err.outage) outageListener(err);
+    throw err;
+  }
+  outageListener(null);
+  return { data, headers: res.headers };
+}
+
+export const get = async (path) => (await request('GET', path)).data;
+export const post = async (path, body) => (await request('POST', path, body ?? {})).data;
+export const patch = async (path, body) => (await request('PATCH', path, body)).data;
+export const put = async (path, body) => (await request('PUT', path, body)).data;
+export const del = async (path) => (await request('DELETE', path)).data;
+
+export const enc = encodeURIComponent;
+
+// Every page of a list that answers X-Next-Offset, up to `max` rows.
+export async function getAll(path, max = 10000) {
+  const rows = [];
+  let offset = 0;
+  const sep = path.includes('?') ? '&' : '?';
+  for (;;) {
+    const { data, headers } = await request('GET', `${path}${sep}limit=1000&offset=${offset}`);
+    rows.push(...data);
+    const next = headers.get('X-Next-Offset');
+    if (!next || rows.length >= max) return { rows, truncated: !!next };
+    offset = Number(next);
+  }
+}

@@ -1,0 +1,74 @@
+// One EventSource per stream.  The browser reconnects by itself (sending Last-Event-ID);
+// when it gives up (the server answered 503, or the page was offline) we reopen the stream
+// with ?last_event_id= after a backoff, so nothing is lost or repeated either way.
+
+// EventSource has no wildcard listener: these are the types Loom emits today.
+export const EVENT_TYPES = [
+  'bead.created', 'bead.updated', 'bead.status_change', 'bead.assigned', 'bead.completed',
+  'bead.deleted', 'bead.redispatched', 'comment.created', 'comment.updated', 'comment.deleted',
+  'project.created', 'project.updated', 'project.deleted', 'agent.spawned', 'agent.status_change',
+  'agent.updated', 'agent.deleted', 'persona.updated', 'provider.registered', 'provider.updated',
+  'provider.deleted', 'run.queued', 'run.started', 'run.finished', 'run.requeued',
+];
+
+export class LiveStream {
+  // onEvent(event), onState('connecting' | 'live' | 'reconnecting' | 'closed')
+  constructor(path, { lastEventId = null, types = EVENT_TYPES, onEvent, onState = () => {} }) {
+    this.path = path;
+    this.lastEventId = lastEventId;
+    this.types = types;
+    this.onEvent = onEvent;
+    this.onState = onState;
+    this.es = null;
+    this.timer = null;
+    this.backoff = 1000;
+    this.stopped = false;
+    this.open('connecting');
+  }
+
+  open(state) {
+    this.onState(state);
+    let url = this.path;
+    if (this.lastEventId != null) url += `${url.includes('?') ? '&' : '?'}last_event_id=${encodeURIComponent(this.lastEventId)}`;
+    const es = new EventSource(url);
+    this.es = es;
+    es.addEventListener('connected', (e) => {
+      this.track(e);
+      this.backoff = 1000;
+      this.onState('live');
+    });
+    const handler = (e) => {
+      if (this.es !== es) return;
+      this.track(e);
+      let ev;
+      try { ev = JSON.parse(e.data); } catch { return; }
+      this.onEvent(ev);
+    };
+    for (const t of this.types) es.addEventListener(t, handler);
+    es.onerror = () => {
+      if (this.es !== es || this.stopped) return;
+      if (es.readyState === EventSource.CLOSED) {
+        // The browser gave up (non-200 answer): retry ourselves, resuming after the last id.
+        es.close();
+        this.onState('reconnecting');
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => { if (!this.stopped) this.open('reconnecting'); }, this.backoff);
+        this.backoff = Math.min(this.backoff * 2, 30000);
+      } else {
+        this.onState('reconnecting');
+      }
+    };
+  }
+
+  track(e) {
+    if (e.lastEventId) this.lastEventId = e.lastEventId;
+  }
+
+  close() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (this.es) this.es.close();
+    this.es = null;
+    this.onState('closed');
+  }
+}
