@@ -11,4 +11,7 @@ if ! stack_start; then
 	exit 1
 fi
 trap stack_stop EXIT
+# playwright-core for the browser test (it drives Debian's chromium; no browser download)
+npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error ||
+	echo "run-e2e: npm ci failed; the browser test will skip"
 node --test --test-reporter=tap --test-concurrency=1 tests/e2e/
