@@ -1,0 +1,40 @@
+/*
+ * proc — running a program for an agent: argv (never a shell unless asked), a working
+ * directory, a scrubbed environment, resource limits, a timeout that kills the whole process
+ * group, and output (stdout and stderr merged) kept up to a cap.
+ */
+#ifndef LOOM_PROC_H
+#define LOOM_PROC_H
+
+#include "strbuf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct proc_opts {
+        const char *cwd;        /* required */
+        int timeout_s;          /* wall clock; the process group gets SIGTERM, then SIGKILL */
+        size_t output_cap;      /* bytes of output kept; the rest is counted and dropped */
+        const char *const *env; /* extra NAME=value entries added to the scrubbed set, or NULL */
+};
+
+struct proc_result {
+        int exit_code;         /* the exit status; 128+N when killed by signal N */
+        bool timed_out;        /* killed at the timeout */
+        bool truncated;        /* output went past output_cap */
+        size_t output_total;   /* bytes the program wrote */
+        long duration_ms;
+        struct strbuf output;  /* what was kept; caller releases */
+};
+
+/*
+ * Runs argv[0] (looked up in a fixed PATH) with argv in opts->cwd and waits for it.  Returns
+ * 0 when it ran (whatever its exit code), or ERR_INVALID/ERR_INTERNAL with why in err when it
+ * could not start (no such program, fork failed).  stdin is /dev/null.
+ */
+int proc_run(const char *const *argv, const struct proc_opts *opts, struct proc_result *res,
+             char *err, size_t errlen) __attribute__((warn_unused_result));
+
+void proc_result_release(struct proc_result *res);
+
+#endif

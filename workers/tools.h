@@ -1,0 +1,55 @@
+/*
+ * tools — the actions that touch the worktree: files, commands, builds, tests and git.
+ *
+ * Every path an agent names is resolved inside env->root; "..", absolute paths and symlinks
+ * that lead out are refused with a message the model can act on.  Commands run through proc
+ * (allowlisted binaries, timeout, output cap, scrubbed environment, cwd in the worktree).
+ * Results are text for the model, capped; the executor logs them (actions, command_logs).
+ */
+#ifndef LOOM_TOOLS_H
+#define LOOM_TOOLS_H
+
+#include "strbuf.h"
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct tool_env {
+        const char *root;       /* the run's worktree (absolute, resolved) */
+        const char *bead_id;
+        const char *branch;     /* bead/<id> */
+        bool has_remote;        /* git_push allowed */
+        int command_timeout_s;  /* run_command/build/test default (300) */
+        size_t output_cap;      /* command output kept for the model (16 KiB) */
+        const char *author_name, *author_email; /* commit identity (the agent) */
+};
+
+struct tool_result {
+        bool ok;               /* "executed" (true) or "error" (false) */
+        struct strbuf text;    /* what the model is told; capped */
+        bool mutated;          /* a file in the worktree changed, or a commit was made */
+        char path[512];        /* the path the action named, "" when none (loop keys) */
+        /* When a program ran (run_command, build_project, run_tests, git_*): */
+        bool ran_command;
+        char command[1024];    /* as shown in command_logs */
+        int exit_code;
+        bool timed_out;
+        long duration_ms;
+};
+
+void tool_result_init(struct tool_result *res);
+void tool_result_release(struct tool_result *res);
+
+/* True for the types tools_run() carries out. */
+bool tools_handles(const char *type);
+
+/*
+ * Carries out one action.  Returns 0 when res describes the outcome (ok or not: a refused path
+ * or a failing build is a result the model sees), or a negative err_code for an internal
+ * failure (out of memory).
+ */
+int tools_run(const struct tool_env *env, const char *type, json_object *action,
+              struct tool_result *res) __attribute__((warn_unused_result));
+
+#endif
