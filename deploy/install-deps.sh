@@ -12,7 +12,11 @@ TEST_PKGS=(clang-format wrk procps iproute2 chromium)
 
 mode=${1:-run}
 case $mode in
-run) wanted=("${RUN_PKGS[@]}") ;;
+run)
+	wanted=("${RUN_PKGS[@]}")
+	# the demo's scripted model (no LOOM_PROVIDER_URL) runs on node
+	[ -n "${LOOM_PROVIDER_URL:-}" ] || command -v node >/dev/null 2>&1 || wanted+=(nodejs)
+	;;
 test)
 	wanted=("${RUN_PKGS[@]}" "${TEST_PKGS[@]}")
 	# Node may come from elsewhere (nodesource, nvm): only fall back to Debian's when absent.

@@ -18,6 +18,11 @@
 #   LOOM_PG_FAST=1      fsync=off, full_page_writes=off, initdb --no-sync (tests only)
 #   LOOM_PROVIDER_URL, LOOM_PROVIDER_API_KEY, LOOM_PROVIDER_MODEL
 #                       registered as provider "default" by loom-ralph when there is none
+#   LOOM_DEMO=1         with no LOOM_PROVIDER_URL: supervise the scripted stub model
+#                       (tests/fixtures/llm-stub.mjs, deploy/demo/stub-script.json) on
+#                       LOOM_STUB_PORT (default HTTP port + 1) and use it as the provider
+#   LOOM_LEASE_SECONDS, LOOM_LLM_*, LOOM_COMMAND_TIMEOUT_SECONDS, LOOM_RALPH_*, LOOM_MAX_* …
+#                       worker tunables (list: LOOM_TUNABLES below), passed on when set
 #   LOOM_BIN_DIR        where the programs are               default <repo>/build/bin
 #   PG_BINDIR           PostgreSQL server binaries           default newest /usr/lib/postgresql/*/bin
 #
@@ -75,6 +80,15 @@ load_settings() {
 	[ -z "$SSE_MAX_STREAMS" ] || check_uint LOOM_SSE_MAX_STREAMS "$SSE_MAX_STREAMS" 1 1000000
 	[[ $LOG_LEVEL =~ ^[a-z]+$ ]] || die "LOOM_LOG_LEVEL must be a lower-case word: '$LOG_LEVEL'"
 	PG_FAST=${LOOM_PG_FAST:-0}
+	# The demo: the scripted stub stands in for a model (only when no provider is configured).
+	DEMO=${LOOM_DEMO:-0}
+	[ -z "${LOOM_PROVIDER_URL:-}" ] || DEMO=0
+	STUB_PORT=${LOOM_STUB_PORT:-$((HTTP_PORT + 1))}
+	check_uint LOOM_STUB_PORT "$STUB_PORT" 1 65535
+	if [ "$DEMO" = 1 ]; then
+		LOOM_PROVIDER_URL=http://127.0.0.1:$STUB_PORT/v1
+		LOOM_PROVIDER_MODEL=stub-model
+	fi
 	BIN_DIR=${LOOM_BIN_DIR:-$REPO/build/bin}
 	SQL_DIR=$REPO/sql
 	STATIC_DIR=$REPO/static
@@ -323,6 +337,30 @@ provider_env() {
 	printf '%s' "$out"
 }
 
+# ,NAME="…",… for the worker tunables that are set in the caller's environment.
+LOOM_TUNABLES="LOOM_LEASE_SECONDS LOOM_LLM_TIMEOUT_SECONDS LOOM_LLM_CONNECT_TIMEOUT_SECONDS
+LOOM_LLM_RETRIES LOOM_LLM_STREAM LOOM_COMMAND_TIMEOUT_SECONDS LOOM_PROJECTS_DIR LOOM_MAX_ATTEMPTS
+LOOM_RALPH_STUCK_SECONDS LOOM_RALPH_RECOVER_SECONDS LOOM_RALPH_AUTH_RECOVER_SECONDS
+LOOM_RALPH_RECOVER_EVERY_SECONDS LOOM_DISPATCH_BATCH LOOM_MAX_HOPS LOOM_PROJECT_MAX_RUNS
+LOOM_DISPATCH_BACKOFF_SECONDS LOOM_EVENTS_RETENTION_DAYS"
+tunables_env() {
+	local name out=
+	for name in $LOOM_TUNABLES; do
+		[ -z "${!name:-}" ] || out+=",$name=\"$(supervisor_value "${!name}" "$name")\""
+	done
+	printf '%s' "$out"
+}
+
+# The stub and its script, copied where the programs' user can read them.
+stage_demo() {
+	[ "$DEMO" = 1 ] || return 0
+	command -v node >/dev/null || die "the demo model needs node (deploy/install-deps.sh run installs it)"
+	mkdir -p "$VAR/demo"
+	cp "$REPO/tests/fixtures/llm-stub.mjs" "$DEPLOY/demo/stub-script.json" "$VAR/demo/"
+	chmod 0755 "$VAR/demo"
+	chmod 0644 "$VAR/demo/llm-stub.mjs" "$VAR/demo/stub-script.json"
+}
+
 render_configs() {
 	local minfds=20000 hard app_user_line=";(runs as the invoking user)" pg_user_line=";(runs as the invoking user)"
 	local socket_owner_line=";(socket owned by the invoking user)" pg_fsync=on executors_on=0
@@ -347,7 +385,8 @@ render_configs() {
 		SOCKET_OWNER_LINE="$socket_owner_line" DATABASE_URL="$(supervisor_value "$DB_URL")" \
 		LOG_LEVEL="$LOG_LEVEL" API_PROCS="$API_PROCS" API_THREADS="$API_THREADS" \
 		SSE_MAX_STREAMS="$SSE_MAX_STREAMS" EXECUTORS="$EXECUTORS" EXECUTORS_ON="$executors_on" \
-		PROVIDER_ENV="$(provider_env)"
+		PROVIDER_ENV="$(provider_env)" TUNABLES_ENV="$(tunables_env)" \
+		STUB_ON="$DEMO" STUB_PORT="$STUB_PORT" NODE="$(command -v node || echo node)"
 
 	# What `status` and tests/lib/stack.sh read back (may hold a password: 0600).
 	(
@@ -392,6 +431,7 @@ fail_with_logs() {
 start_programs() {
 	local targets=('loom-api:*' 'loom-sse:*' loom-dispatcher loom-ralph nginx) t i=0 failed=0
 	((EXECUTORS == 0)) || targets+=('loom-executor:*')
+	[ "$DEMO" != 1 ] || targets+=(llm-stub)
 	local outdir pids=()
 	outdir=$(mktemp -d)
 	for t in "${targets[@]}"; do
@@ -426,6 +466,7 @@ cmd_up() {
 		running=1
 	else
 		[ "$PG_LOCAL" = 0 ] || ports+=("$PG_PORT")
+		[ "$DEMO" != 1 ] || ports+=("$STUB_PORT")
 		for p in "${ports[@]}"; do
 			if port_taken "$p"; then
 				printf 'stack: port %s is already in use (set LOOM_HTTP_PORT / LOOM_PG_PORT)\n' "$p" >&2
@@ -434,6 +475,7 @@ cmd_up() {
 		done
 	fi
 	[ "$PG_LOCAL" = 0 ] || init_cluster
+	stage_demo
 	render_configs
 
 	local nginx_was_running=0 stamp=$VAR/run/binaries.sha256 sums

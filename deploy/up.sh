@@ -5,6 +5,12 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+# No model configured: run the demo (the scripted stub model and a seeded demo project).
+if [ -z "${LOOM_PROVIDER_URL:-}" ]; then
+	export LOOM_DEMO=${LOOM_DEMO:-1}
+else
+	export LOOM_DEMO=0
+fi
 "$repo/deploy/stack.sh" up
 
 # stack.sh wrote the effective settings of this run.
@@ -19,6 +25,14 @@ Loom is running: $url/
 EOM
 if [ "$bind" = 0.0.0.0 ]; then
 	echo "  (listening on all interfaces, port ${LOOM_HTTP_PORT:-8080})"
+fi
+if [ "$LOOM_DEMO" = 1 ]; then
+	"$repo/deploy/demo/seed.sh" "$url" "$var"
+	cat <<EOM
+  model:      no LOOM_PROVIDER_URL was set, so a scripted stub model plays the agents' LLM
+              (port ${LOOM_STUB_PORT:-$((${LOOM_HTTP_PORT:-8080} + 1))}). Set LOOM_PROVIDER_URL, LOOM_PROVIDER_API_KEY and
+              LOOM_PROVIDER_MODEL (any OpenAI-compatible endpoint) to use a real one.
+EOM
 fi
 # --- admin credentials: printed here once the auth work lands (first-run admin user). ---
 envhint=

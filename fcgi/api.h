@@ -92,6 +92,17 @@ int api_comments_create(struct request *req);
 int api_comments_update(struct request *req);
 int api_comments_delete(struct request *req);
 
+int api_runs_list(struct request *req);
+int api_runs_get(struct request *req);
+int api_runs_cancel(struct request *req);
+int api_runs_actions(struct request *req);
+int api_runs_llm_calls(struct request *req);
+int api_beads_runs(struct request *req);
+int api_beads_conversation(struct request *req);
+int api_commands_list(struct request *req);
+int api_commands_get(struct request *req);
+int api_projects_lessons(struct request *req);
+
 int api_personas_list(struct request *req);
 int api_personas_get(struct request *req);
 int api_personas_put(struct request *req);

@@ -277,6 +277,16 @@ static enum llm_error_class llm_parse_answer(const char *body, struct llm_result
         return c;
 }
 
+/* libcurl's progress hook, about once a second and on every chunk: non-zero aborts. */
+static int llm_on_progress(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                           curl_off_t ulnow)
+{
+        const struct llm_attempt *a = data;
+
+        (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+        return a->req->cancel && *a->req->cancel;
+}
+
 /* One HTTP exchange; fills res and says whether it is worth trying again. */
 static bool llm_attempt(struct llm_attempt *a, const char *url, const char *body,
                         struct curl_slist *headers)
@@ -300,6 +310,11 @@ static bool llm_attempt(struct llm_attempt *a, const char *url, const char *body
         curl_easy_setopt(a->curl, CURLOPT_WRITEFUNCTION, llm_on_body);
         curl_easy_setopt(a->curl, CURLOPT_WRITEDATA, a);
         curl_easy_setopt(a->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+        if (a->req->cancel) {
+                curl_easy_setopt(a->curl, CURLOPT_XFERINFOFUNCTION, llm_on_progress);
+                curl_easy_setopt(a->curl, CURLOPT_XFERINFODATA, a);
+                curl_easy_setopt(a->curl, CURLOPT_NOPROGRESS, 0L);
+        }
         cc = curl_easy_perform(a->curl);
         curl_easy_getinfo(a->curl, CURLINFO_RESPONSE_CODE, &res->http_status);
         if (res->error_class == LLM_ERR_TOO_LARGE || res->error_class == LLM_ERR_PROTOCOL)
@@ -382,7 +397,7 @@ int llm_chat(const struct llm_request *req, struct llm_result *res)
                                     json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
                                     headers);
                 llm_stream_release(&a.stream);
-                if (!again || attempt >= req->max_retries)
+                if (!again || attempt >= req->max_retries || (req->cancel && *req->cancel))
                         break;
                 res->retries++;
                 log_info("llm call to %s failed (%s: %s); retry %d of %d", req->endpoint,

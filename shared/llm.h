@@ -13,6 +13,7 @@
 
 #include "strbuf.h"
 
+#include <signal.h>
 #include <stdbool.h>
 
 #define LLM_MAX_REPLY          ((size_t)8 << 20)
@@ -49,6 +50,9 @@ struct llm_request {
         long connect_timeout_ms;
         long timeout_ms; /* per attempt */
         int max_retries;
+        /* When set and it becomes non-zero (a signal handler's flag), the call is abandoned
+         * within about a second with LLM_ERR_NETWORK "canceled". */
+        const volatile sig_atomic_t *cancel;
 };
 
 struct llm_result {

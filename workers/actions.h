@@ -8,7 +8,10 @@
 #ifndef LOOM_ACTIONS_H
 #define LOOM_ACTIONS_H
 
+#include "strbuf.h"
+
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -21,5 +24,15 @@ int actions_parse(const char *reply, size_t len, json_object **root, json_object
 
 /* The "type" of action i (never NULL: "" when missing). */
 const char *actions_type(json_object *action);
+
+/* True for an action type Loom knows. */
+bool actions_known(const char *type);
+
+/* 0 when the action is known and has its required fields; else ERR_INVALID and a message
+ * that names the missing field with an example. */
+int actions_check(json_object *action, char *err, size_t errlen);
+
+/* One example line per action type ("- {...}\n"), for prompts and corrections. */
+void actions_usage(struct strbuf *sb);
 
 #endif

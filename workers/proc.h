@@ -19,12 +19,12 @@ struct proc_opts {
 };
 
 struct proc_result {
-        int exit_code;         /* the exit status; 128+N when killed by signal N */
-        bool timed_out;        /* killed at the timeout */
-        bool truncated;        /* output went past output_cap */
-        size_t output_total;   /* bytes the program wrote */
+        int exit_code;       /* the exit status; 128+N when killed by signal N */
+        bool timed_out;      /* killed at the timeout */
+        bool truncated;      /* output went past output_cap */
+        size_t output_total; /* bytes the program wrote */
         long duration_ms;
-        struct strbuf output;  /* what was kept; caller releases */
+        struct strbuf output; /* what was kept; caller releases */
 };
 
 /*

@@ -2,15 +2,16 @@
  * loom-ralph — the maintenance loop (one active instance): at least every 10 s, and at once
  * when a provider is registered or changed (NOTIFY loom_providers).
  *
- * Today it
+ * Each beat (ralph_tick):
  *   - re-queues runs whose lease expired (their executor died), blocking the bead after three;
+ *   - resets agents stuck "working" with no live run; blocks beads whose errors loop; gives
+ *     beads blocked for a transient cause another chance after a cool-down;
  *   - registers the provider from LOOM_PROVIDER_URL / LOOM_PROVIDER_API_KEY /
  *     LOOM_PROVIDER_MODEL when no provider exists yet (id "default");
  *   - probes providers that are new, changed, or last checked over 60 s ago, with
  *     GET {endpoint}/models (no tokens spent), and records healthy/failed, latency and error;
  *   - keeps the events table bounded (LOOM_EVENTS_RETENTION_DAYS, default 30), in batches.
- * Resetting stuck agents, re-queueing expired leases and blocking looping beads join it with
- * the run queue.  Ticks never overlap: the loop is single-threaded.
+ * Every change it makes is an event.  Ticks never overlap: the loop is single-threaded.
  */
 #include "config.h"
 #include "err.h"
@@ -21,6 +22,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define RALPH_PROBE_EVERY_S  "60"
 #define RALPH_PROBE_TIMEOUT  10000
@@ -154,31 +156,95 @@ static int ralph_prune_events(struct worker *w)
 
 static struct db_stmt ralph_expire_stmt = {
         .name = "ralph_expire_runs",
-        .sql = "SELECT loom_runs_expire(3)",
+        .sql = "SELECT loom_runs_expire($1::int)",
+        .nparams = 1,
+};
+
+static struct db_stmt ralph_reset_agents_stmt = {
+        .name = "ralph_reset_agents",
+        .sql = "SELECT loom_agents_reset_stuck($1::int)",
+        .nparams = 1,
+};
+
+static struct db_stmt ralph_block_loops_stmt = {
+        .name = "ralph_block_loops",
+        .sql = "SELECT loom_beads_block_loops()",
         .nparams = 0,
 };
 
-/* Runs whose executor vanished (lease expired) go back to the queue, three attempts at most. */
-static int ralph_expire_runs(struct worker *w)
+static struct db_stmt ralph_recover_stmt = {
+        .name = "ralph_recover",
+        .sql = "SELECT loom_beads_recover($1::int, $2::int)",
+        .nparams = 2,
+};
+
+/* Runs one maintenance statement that returns how many things it did; logs when any. */
+static int ralph_phase(struct worker *w, struct db_stmt *st, const char *const *params,
+                       const char *what)
 {
         PGresult *res;
-        int rc = db_exec(&w->db, &ralph_expire_stmt, NULL, &res);
+        int rc = db_exec(&w->db, st, params, &res);
 
         if (rc)
                 return rc;
         if (strcmp(PQgetvalue(res, 0, 0), "0") != 0)
-                log_info("%s runs had expired leases", PQgetvalue(res, 0, 0));
+                log_info("%s %s", PQgetvalue(res, 0, 0), what);
         PQclear(res);
         return ERR_OK;
 }
 
+struct ralph_settings {
+        char attempts[16], stuck_s[16], recover_s[16], auth_recover_s[16];
+        long recover_every_s;
+};
+
+static void ralph_settings_load(struct ralph_settings *cfg)
+{
+        snprintf(cfg->attempts, sizeof(cfg->attempts), "%ld",
+                 config_long("LOOM_MAX_ATTEMPTS", 3, 1, 100));
+        snprintf(cfg->stuck_s, sizeof(cfg->stuck_s), "%ld",
+                 config_long("LOOM_RALPH_STUCK_SECONDS", 300, 10, 86400));
+        snprintf(cfg->recover_s, sizeof(cfg->recover_s), "%ld",
+                 config_long("LOOM_RALPH_RECOVER_SECONDS", 1800, 10, 864000));
+        snprintf(cfg->auth_recover_s, sizeof(cfg->auth_recover_s), "%ld",
+                 config_long("LOOM_RALPH_AUTH_RECOVER_SECONDS", 7200, 10, 864000));
+        cfg->recover_every_s = config_long("LOOM_RALPH_RECOVER_EVERY_SECONDS", 100, 1, 86400);
+}
+
+/*
+ * One beat, Loom's phases in order: runs whose executor vanished go back to the queue (or
+ * their bead is blocked after LOOM_MAX_ATTEMPTS); agents "working" with no live run for 5 min
+ * go idle; beads whose error history shows a loop are blocked; every 100 s, beads blocked for
+ * a transient cause get another chance (30 min; auth errors 2 h; budget blocks never).  Then
+ * providers: the bootstrap one, health probes; then pruning.
+ */
 static int ralph_tick(struct worker *w)
 {
-        int rc = ralph_expire_runs(w);
+        static struct ralph_settings cfg;
+        static time_t last_recover;
+        const char *params[2];
+        time_t now = time(NULL);
+        int rc;
 
+        if (!cfg.attempts[0])
+                ralph_settings_load(&cfg);
+        params[0] = cfg.attempts;
+        rc = ralph_phase(w, &ralph_expire_stmt, params, "runs had expired leases");
+        params[0] = cfg.stuck_s;
+        if (!rc)
+                rc = ralph_phase(w, &ralph_reset_agents_stmt, params, "stuck agents reset to idle");
+        if (!rc)
+                rc = ralph_phase(w, &ralph_block_loops_stmt, NULL, "looping beads blocked");
+        if (!rc && now - last_recover >= cfg.recover_every_s) {
+                params[0] = cfg.recover_s;
+                params[1] = cfg.auth_recover_s;
+                rc = ralph_phase(w, &ralph_recover_stmt, params,
+                                 "blocked beads recovered for another try");
+                if (!rc)
+                        last_recover = now;
+        }
         if (!rc)
                 rc = ralph_bootstrap_provider(w);
-
         if (!rc)
                 rc = ralph_probe_due(w);
         if (!rc)

@@ -97,6 +97,11 @@ static void worker_wait(struct worker *w, int ms)
                 PQfreemem(n);
 }
 
+const volatile sig_atomic_t *worker_stop_flag(void)
+{
+        return &worker_stop;
+}
+
 int worker_main(const struct worker_def *def)
 {
         struct sigaction sa;

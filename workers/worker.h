@@ -14,6 +14,7 @@
 #include "arena.h"
 #include "db.h"
 
+#include <signal.h>
 #include <stdbool.h>
 
 struct worker {
@@ -34,6 +35,9 @@ struct worker_def {
         /* One unit of work; negative err_code on failure (logged, the loop goes on). */
         int (*tick)(struct worker *w);
 };
+
+/* The flag SIGTERM/SIGINT set: long work (an LLM call, a run) checks it to stop early. */
+const volatile sig_atomic_t *worker_stop_flag(void);
 
 /* Runs def until SIGTERM/SIGINT; returns the process exit status. */
 int worker_main(const struct worker_def *def);

@@ -51,5 +51,46 @@ TEST(unusable_replies)
         CHECK(root == NULL);
 }
 
+TEST(trailing_commas)
+{
+        CHECK_INT(parse("{\"actions\":[{\"type\":\"done\",\"reason\":\"a, }\",},],}"), ERR_OK);
+        CHECK_INT(json_object_array_length(actions), 1);
+        CHECK_STR(json_object_get_string(
+                          json_object_object_get(json_object_array_get_idx(actions, 0), "reason")),
+                  "a, }");
+        /* a comma that is really missing a value still fails */
+        CHECK_INT(parse("{\"actions\":[{\"type\":,}]}"), ERR_INVALID);
+}
+
+static int check(const char *action)
+{
+        json_object *a = json_tokener_parse(action);
+        int rc = actions_check(a, err, sizeof(err));
+
+        json_object_put(a);
+        return rc;
+}
+
+TEST(required_fields)
+{
+        CHECK_INT(check("{\"type\":\"read_file\",\"path\":\"a.c\"}"), ERR_OK);
+        CHECK_INT(check("{\"type\":\"read_file\"}"), ERR_INVALID);
+        CHECK_HAS(err, "read_file needs \"path\"");
+        CHECK_INT(check("{\"type\":\"read_file\",\"path\":\"\"}"), ERR_INVALID);
+        CHECK_INT(check("{\"type\":\"edit_code\",\"path\":\"a\",\"old\":\"x\",\"new\":\"y\"}"),
+                  ERR_OK);
+        CHECK_INT(check("{\"type\":\"edit_code\",\"path\":\"a\"}"), ERR_INVALID);
+        CHECK_HAS(err, "old_text|old|patch");
+        CHECK_INT(check("{\"type\":\"create_bead\",\"bead\":{\"title\":\"t\"}}"), ERR_OK);
+        CHECK_INT(check("{\"type\":\"create_bead\",\"title\":\"t\"}"), ERR_OK);
+        CHECK_INT(check("{\"type\":\"create_bead\",\"bead\":{}}"), ERR_INVALID);
+        CHECK_INT(check("{\"type\":\"done\"}"), ERR_OK);
+        CHECK_INT(check("{\"type\":\"fly\"}"), ERR_INVALID);
+        CHECK_HAS(err, "unknown action type \"fly\"");
+        CHECK(actions_known("git_commit"));
+        CHECK(!actions_known("git_force_push"));
+}
+
 TESTS(TESTLIB_CASE(plain_envelope), TESTLIB_CASE(fences_prose_and_thinking),
-      TESTLIB_CASE(single_action_form), TESTLIB_CASE(unusable_replies))
+      TESTLIB_CASE(single_action_form), TESTLIB_CASE(unusable_replies),
+      TESTLIB_CASE(trailing_commas), TESTLIB_CASE(required_fields))
