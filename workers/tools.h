@@ -16,23 +16,23 @@
 #include <stddef.h>
 
 struct tool_env {
-        const char *root;       /* the run's worktree (absolute, resolved) */
+        const char *root; /* the run's worktree (absolute, resolved) */
         const char *bead_id;
-        const char *branch;     /* bead/<id> */
-        bool has_remote;        /* git_push allowed */
-        int command_timeout_s;  /* run_command/build/test default (300) */
-        size_t output_cap;      /* command output kept for the model (16 KiB) */
+        const char *branch;                     /* bead/<id> */
+        bool has_remote;                        /* git_push allowed */
+        int command_timeout_s;                  /* run_command/build/test default (300) */
+        size_t output_cap;                      /* command output kept for the model (16 KiB) */
         const char *author_name, *author_email; /* commit identity (the agent) */
 };
 
 struct tool_result {
-        bool ok;               /* "executed" (true) or "error" (false) */
-        struct strbuf text;    /* what the model is told; capped */
-        bool mutated;          /* a file in the worktree changed, or a commit was made */
-        char path[512];        /* the path the action named, "" when none (loop keys) */
+        bool ok;            /* "executed" (true) or "error" (false) */
+        struct strbuf text; /* what the model is told; capped */
+        bool mutated;       /* a file in the worktree changed, or a commit was made */
+        char path[512];     /* the path the action named, "" when none (loop keys) */
         /* When a program ran (run_command, build_project, run_tests, git_*): */
         bool ran_command;
-        char command[1024];    /* as shown in command_logs */
+        char command[1024]; /* as shown in command_logs */
         int exit_code;
         bool timed_out;
         long duration_ms;

@@ -17,9 +17,9 @@
 #include <stddef.h>
 
 struct workspace {
-        char root[4096];   /* the worktree, absolute, symlinks resolved */
-        char branch[256];  /* bead/<bead> */
-        bool has_remote;   /* the repository has an "origin" to push to */
+        char root[4096];  /* the worktree, absolute, symlinks resolved */
+        char branch[256]; /* bead/<bead> */
+        bool has_remote;  /* the repository has an "origin" to push to */
 };
 
 /*
