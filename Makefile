@@ -79,7 +79,7 @@ $(BIN)/loom-migrate: $(call obj,workers/migrate.c workers/skill.c) $(SHARED_OBJ)
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BIN)/loom-executor: $(call obj,workers/executor.c workers/actions.c workers/proc.c \
-		       workers/workspace.c) \
+		       workers/workspace.c workers/tools.c) \
 		      $(WORKER_COMMON_OBJ) $(SHARED_OBJ)
 	@mkdir -p $(BIN)
 	@$(if $(Q),echo "  LD      $@")
@@ -97,7 +97,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/*/test_*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 UNIT_LIB_OBJ := $(SHARED_OBJ) $(FCGI_COMMON_OBJ) \
                 $(call obj,fcgi/routes.c $(sort $(wildcard fcgi/api_*.c)) workers/skill.c) \
-                $(call obj,workers/actions.c workers/proc.c workers/workspace.c) \
+                $(call obj,workers/actions.c workers/proc.c workers/workspace.c workers/tools.c) \
                 $(call obj,$(filter-out fcgi/loom_sse.c,$(SSE_SRC)))
 INTEG_SRC := $(sort $(wildcard tests/integration/test_*.c))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(B)/tests/integration/%,$(INTEG_SRC))
