@@ -141,6 +141,27 @@ static void proc_child_limit(int resource, rlim_t value)
         (void)setrlimit(resource, &rl);
 }
 
+/*
+ * glibc keeps two real-time signals for itself (32, 33) and sigaction() refuses them, but an
+ * ignored one is inherited across exec all the same (make ignores them, for one): reset them
+ * with the system call.
+ */
+static void proc_child_default(int sig)
+{
+#if defined(__x86_64__) || defined(__aarch64__)
+        struct {
+                void (*handler)(int);
+                unsigned long flags;
+                void (*restorer)(void);
+                unsigned long mask;
+        } k = {.handler = SIG_DFL};
+
+        (void)syscall(SYS_rt_sigaction, sig, &k, NULL, sizeof(k.mask));
+#else
+        (void)sig;
+#endif
+}
+
 /* In the child: async-signal-safe calls only, then exec. Never returns. */
 static void proc_child(const char *path, char *const *argv, char *const *envp, const char *cwd,
                        int timeout_s, int out_w, int msg_w)
@@ -152,8 +173,10 @@ static void proc_child(const char *path, char *const *argv, char *const *envp, c
         (void)setsid();
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = SIG_DFL;
-        for (int sig = 1; sig < NSIG; sig++)
-                (void)sigaction(sig, &sa, NULL);
+        for (int sig = 1; sig < NSIG; sig++) {
+                if (sigaction(sig, &sa, NULL) != 0)
+                        proc_child_default(sig);
+        }
         sigemptyset(&none);
         (void)sigprocmask(SIG_SETMASK, &none, NULL);
 
