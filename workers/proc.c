@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -163,14 +164,18 @@ static void proc_child_default(int sig)
 }
 
 /* In the child: async-signal-safe calls only, then exec. Never returns. */
-static void proc_child(const char *path, char *const *argv, char *const *envp, const char *cwd,
-                       int timeout_s, int out_w, int msg_w)
+static void proc_child(pid_t parent, const char *path, char *const *argv, char *const *envp,
+                       const char *cwd, int timeout_s, int out_w, int msg_w)
 {
         struct sigaction sa;
         sigset_t none;
         int null_fd;
 
         (void)setsid();
+        /* If the worker dies (SIGKILL after a stop timeout), its program goes with it. */
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+                _exit(127);
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = SIG_DFL;
         for (int sig = 1; sig < NSIG; sig++) {
@@ -364,7 +369,7 @@ int proc_run(const char *const *argv, const struct proc_opts *opts, struct proc_
         int fds[4] = {-1, -1, -1, -1}; /* out_r, out_w, msg_r, msg_w */
         char path[4096];
         char **envp = NULL;
-        pid_t pid;
+        pid_t pid, parent;
         int rc = ERR_OK, step;
 
         memset(res, 0, sizeof(*res));
@@ -383,9 +388,11 @@ int proc_run(const char *const *argv, const struct proc_opts *opts, struct proc_
                 return ERR_INTERNAL;
         }
         envp = proc_build_env(opts);
+        parent = getpid();
         pid = fork();
         if (pid == 0)
-                proc_child(path, (char *const *)argv, envp, opts->cwd, timeout_s, fds[1], fds[3]);
+                proc_child(parent, path, (char *const *)argv, envp, opts->cwd, timeout_s, fds[1],
+                           fds[3]);
         proc_free_env(envp);
         close(fds[1]);
         close(fds[3]);

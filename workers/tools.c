@@ -162,6 +162,15 @@ static bool field_bool(json_object *a, const char *key)
         return json_object_get_boolean(v);
 }
 
+/* Copies src into dst[size], cut to fit (size > 0). */
+static void str_copy(char *dst, size_t size, const char *src)
+{
+        size_t n = strnlen(src, size - 1);
+
+        memcpy(dst, src, n);
+        dst[n] = '\0';
+}
+
 static long clamp(long v, long lo, long hi)
 {
         return v < lo ? lo : v > hi ? hi : v;
@@ -245,7 +254,7 @@ static bool path_field(struct tools_ctx *c, const char *key, const char *alt, st
                 return false;
         }
         if (!c->res->path[0])
-                snprintf(c->res->path, sizeof(c->res->path), "%s", p);
+                str_copy(c->res->path, sizeof(c->res->path), p);
         return path_parse(c, p, len, tp);
 }
 
@@ -333,7 +342,7 @@ static void path_absolute(struct tools_ctx *c, const struct tools_path *tp, char
         if (tp->ncomp)
                 snprintf(out, outlen, "%s/%s", c->env->root, tp->norm);
         else
-                snprintf(out, outlen, "%s", c->env->root);
+                str_copy(out, outlen, c->env->root);
 }
 
 /* ---- files ------------------------------------------------------------------------------- */
@@ -523,7 +532,7 @@ static void rel_join(char *out, size_t outlen, const char *dir, const char *name
         if (*dir)
                 snprintf(out, outlen, "%s/%s", dir, name);
         else
-                snprintf(out, outlen, "%s", name);
+                str_copy(out, outlen, name);
 }
 
 /* ---- read_file ----------------------------------------------------------------------------- */
@@ -593,6 +602,8 @@ static void act_read_file(struct tools_ctx *c)
 
         if (!path_field(c, "path", NULL, &tp))
                 return;
+        if (start == 0) /* models say 0 for "the top" */
+                start = 1;
         if (start < 1 || end < 0 || (end && end < start)) {
                 res_fail(c->res,
                          "start_line must be >= 1 and end_line >= start_line "
@@ -888,7 +899,7 @@ static void act_read_tree(struct tools_ctx *c)
         w.limit = clamp(field_int(c->action, "limit", 200), 1, 2000);
         if (!p || !*p)
                 p = ".";
-        snprintf(c->res->path, sizeof(c->res->path), "%s", p);
+        str_copy(c->res->path, sizeof(c->res->path), p);
         if (!path_parse(c, p, strlen(p), &tp))
                 return;
         fd = path_open_dir(c, &tp, tp.ncomp, false);
@@ -1011,7 +1022,7 @@ static void act_search_text(struct tools_ctx *c)
         }
         if (!p || !*p)
                 p = ".";
-        snprintf(c->res->path, sizeof(c->res->path), "%s", p);
+        str_copy(c->res->path, sizeof(c->res->path), p);
         if (!path_parse(c, p, strlen(p), &tp))
                 return;
         if (s.use_re &&
@@ -1078,7 +1089,7 @@ static bool tools_exec(struct tools_ctx *c, const char *const *argv, const char 
 
         snprintf(home, sizeof(home), "HOME=%s", c->home);
         c->res->ran_command = true;
-        snprintf(c->res->command, sizeof(c->res->command), "%s", display);
+        str_copy(c->res->command, sizeof(c->res->command), display);
         if (proc_run(argv, &o, pr, err, sizeof(err)) != ERR_OK) {
                 proc_result_release(pr);
                 c->res->exit_code = 127;
@@ -1496,7 +1507,7 @@ static bool tools_cwd(struct tools_ctx *c, char *cwd, size_t len)
         int fd;
 
         if (!wd || !*wd) {
-                snprintf(cwd, len, "%s", c->env->root);
+                str_copy(cwd, len, c->env->root);
                 return true;
         }
         if (!path_parse(c, wd, wlen, &tp))
@@ -1544,7 +1555,7 @@ static void act_run_command(struct tools_ctx *c)
         const char *wd = field_str(c->action, "working_dir", NULL);
 
         if (wd)
-                snprintf(c->res->path, sizeof(c->res->path), "%s", wd);
+                str_copy(c->res->path, sizeof(c->res->path), wd);
         tools_run_shell(c, "command", NULL);
 }
 
@@ -1830,7 +1841,7 @@ static void act_git_diff(struct tools_ctx *c)
         if (staged)
                 args[n++] = "--cached";
         if (path && *path) {
-                snprintf(c->res->path, sizeof(c->res->path), "%s", path);
+                str_copy(c->res->path, sizeof(c->res->path), path);
                 if (!path_parse(c, path, plen, &tp))
                         return;
                 args[n++] = "--";
@@ -1967,7 +1978,7 @@ static void git_commit_staged(struct tools_ctx *c, const char *const *args)
         if (tools_git(c, short_sha, TOOLS_GIT_TIMEOUT_S, &sp)) {
                 trim_end(&sp.output);
                 if (sp.exit_code == 0)
-                        snprintf(sha, sizeof(sha), "%s", sp.output.buf);
+                        str_copy(sha, sizeof(sha), sp.output.buf);
                 proc_result_release(&sp);
         }
         memcpy(c->res->command, command, sizeof(command));
@@ -2097,7 +2108,7 @@ static bool patch_check_name(struct tools_ctx *c, const char *p, size_t len, boo
         if (!path_parse(c, name, strlen(name), &tp))
                 return false;
         if (!*first)
-                snprintf(first, first_len, "%s", tp.norm);
+                str_copy(first, first_len, tp.norm);
         return true;
 }
 
@@ -2130,7 +2141,7 @@ static void act_apply_patch(struct tools_ctx *c)
 {
         size_t len = 0;
         const char *patch = field_str(c->action, "patch", &len);
-        char file[] = "/tmp/loom-patch-XXXXXX", first[TOOLS_PATH_MAX] = "";
+        char file[] = "/tmp/loom-patch-XXXXXX", first[sizeof(c->res->path)] = "";
         const char *check[] = {"apply", "--check", "--recount", "--whitespace=nowarn", file, NULL};
         const char *apply[] = {"apply", "--recount", "--whitespace=nowarn", file, NULL};
         struct proc_result pr;
@@ -2144,7 +2155,7 @@ static void act_apply_patch(struct tools_ctx *c)
         }
         if (!patch_check(c, patch, first, sizeof(first)))
                 return;
-        snprintf(c->res->path, sizeof(c->res->path), "%s", first);
+        str_copy(c->res->path, sizeof(c->res->path), first);
         fd = mkstemp(file);
         if (fd < 0) {
                 res_fail(c->res, "cannot make a temporary file for the patch: %s", strerror(errno));
@@ -2226,7 +2237,7 @@ static void tools_home(struct tools_ctx *c)
                              slash + 1) < sizeof(c->home) &&
             (mkdir(c->home, 0700) == 0 || errno == EEXIST))
                 return;
-        snprintf(c->home, sizeof(c->home), "%s", root);
+        str_copy(c->home, sizeof(c->home), root);
 }
 
 static void tools_result_reset(struct tool_result *res)

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static struct proc_result res;
@@ -178,6 +179,39 @@ TEST(environment_scrubbed)
         CHECK(strstr(res.output.buf, "TERM=dumb") == NULL);
 }
 
+TEST(program_dies_with_the_worker)
+{
+        char pidfile[] = "/tmp/loom-proc-test-XXXXXX", script[200];
+        long pid = 0;
+        pid_t worker;
+        FILE *f = NULL;
+        int fd = mkstemp(pidfile);
+
+        CHECK(fd >= 0);
+        close(fd);
+        unlink(pidfile);
+        snprintf(script, sizeof(script), "echo $$ > %s.tmp && mv %s.tmp %s && exec sleep 30",
+                 pidfile, pidfile, pidfile);
+        worker = fork();
+        if (worker == 0) {
+                const char *argv[] = {"sh", "-c", script, NULL};
+
+                (void)run(argv, 60, 0, false, NULL);
+                _exit(0);
+        }
+        for (int i = 0; i < 100 && !(f = fopen(pidfile, "r")); i++)
+                usleep(20000);
+        CHECK(f != NULL);
+        CHECK_INT(fscanf(f, "%ld", &pid), 1);
+        fclose(f);
+        unlink(pidfile);
+        CHECK(proc_state(pid) == 'S');
+        kill(worker, SIGKILL);
+        waitpid(worker, NULL, 0);
+        usleep(200000);
+        CHECK(proc_state(pid) == 0 || proc_state(pid) == 'Z');
+}
+
 TEST(descriptors_limits_and_signals)
 {
         int fd = open("/dev/null", O_RDONLY); /* inheritable on purpose */
@@ -203,4 +237,4 @@ TESTS(TESTLIB_CASE(exit_codes), TESTLIB_CASE(cannot_start),
       TESTLIB_CASE(output_keep_tail), TESTLIB_CASE(timeout_kills_the_group),
       TESTLIB_CASE(timeout_escalates_to_sigkill),
       TESTLIB_CASE(leftovers_killed_when_the_leader_exits), TESTLIB_CASE(environment_scrubbed),
-      TESTLIB_CASE(descriptors_limits_and_signals))
+      TESTLIB_CASE(program_dies_with_the_worker), TESTLIB_CASE(descriptors_limits_and_signals))
