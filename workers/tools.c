@@ -417,7 +417,9 @@ static int file_open_read(struct tools_ctx *c, const struct tools_path *tp, off_
                         path_explain(c, tp, dirfd, name, strlen(tp->norm), errno);
         }
         close(dirfd);
-        if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        if (fd >= 0 && fstat(fd, &st) != 0)
+                st.st_mode = 0;
+        if (fd >= 0 && !S_ISREG(st.st_mode)) {
                 res_fail(c->res, "\"%s\" is %s", tp->shown,
                          S_ISDIR(st.st_mode) ? "a directory; use read_tree" : "not a regular file");
                 close(fd);
@@ -1039,8 +1041,7 @@ static void act_search_text(struct tools_ctx *c)
         if (fd >= 0) {
                 search_dir(&s, fd, tp.norm, 0);
                 close(fd);
-        } else if (c->res->ok == false && tp.ncomp) {
-                /* not a directory: maybe a file */
+        } else if (tp.ncomp) { /* not a directory: maybe a file */
                 const char *name;
                 struct stat st;
                 int dirfd = path_open_parent(c, &tp, false, &name);
@@ -1055,13 +1056,11 @@ static void act_search_text(struct tools_ctx *c)
         }
         if (c->res->ok && !s.found)
                 res_ok(c->res,
-                       "no matches for \"%s\" in \"%s\" (binary files, files over 2 MiB "
-                       "and .git are skipped)",
+                       "no matches for \"%s\" in \"%s\" (binary files, files over 2 MiB and "
+                       ".git are skipped)",
                        s.query, p);
         else if (s.stopped)
-                strbuf_addf(&c->res->text,
-                            "[… more matches; stopped at limit %ld (at most "
-                            "500) …]\n",
+                strbuf_addf(&c->res->text, "[… more matches; stopped at limit %ld (max 500) …]\n",
                             s.limit);
         if (s.use_re)
                 regfree(&s.re);

@@ -313,7 +313,8 @@ TEST(search_text_in_files)
         CHECK(act("search_text", "\"query\":\"needle\",\"path\":\"s\",\"ignore_case\":true"));
         CHECK_STR(res.text.buf, "s/one.c:1: int needle;\ns/one.c:3: char *s = \"Needle\";\n");
         CHECK(act("search_text", "\"query\":\"^int [a-z]+;\",\"regex\":true,\"limit\":1"));
-        CHECK_HAS(res.text.buf, "s/one.c:1: int needle;\n[… more matches; stopped at limit 1");
+        CHECK_HAS(res.text.buf,
+                  "s/one.c:1: int needle;\n[… more matches; stopped at limit 1 (max 500)");
         CHECK(act("search_text", "\"query\":\"x;\",\"path\":\"s/one.c\""));
         CHECK_STR(res.text.buf, "s/one.c:2: int x;\n");
         CHECK(act("search_text", "\"query\":\"no-such-text-anywhere\""));
