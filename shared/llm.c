@@ -183,7 +183,9 @@ struct llm_attempt {
         struct strbuf raw; /* non-streaming body, or an error body */
         long retry_after_ms;
         double started_ms;
-        bool streaming; /* status was 200 and the request streams */
+        double keepalive_at; /* when req->keepalive last ran */
+        bool stopped;        /* canceled, or the keepalive said stop */
+        bool streaming;      /* status was 200 and the request streams */
 };
 
 static size_t llm_on_header(char *data, size_t size, size_t n, void *arg)
@@ -277,14 +279,32 @@ static enum llm_error_class llm_parse_answer(const char *body, struct llm_result
         return c;
 }
 
+/* True when the call must end: the cancel flag is up, or the keepalive said so. */
+static bool llm_should_stop(struct llm_attempt *a)
+{
+        const struct llm_request *req = a->req;
+        double now;
+
+        if (req->cancel && *req->cancel)
+                return true;
+        if (!req->keepalive || a->stopped)
+                return a->stopped;
+        now = llm_now_ms();
+        if (now - a->keepalive_at >= (double)req->keepalive_ms) {
+                a->keepalive_at = now;
+                a->stopped = !req->keepalive(req->keepalive_arg);
+        }
+        return a->stopped;
+}
+
 /* libcurl's progress hook, about once a second and on every chunk: non-zero aborts. */
 static int llm_on_progress(void *data, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                            curl_off_t ulnow)
 {
-        const struct llm_attempt *a = data;
+        struct llm_attempt *a = data;
 
         (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-        return a->req->cancel && *a->req->cancel;
+        return llm_should_stop(a);
 }
 
 /* One HTTP exchange; fills res and says whether it is worth trying again. */
@@ -310,7 +330,7 @@ static bool llm_attempt(struct llm_attempt *a, const char *url, const char *body
         curl_easy_setopt(a->curl, CURLOPT_WRITEFUNCTION, llm_on_body);
         curl_easy_setopt(a->curl, CURLOPT_WRITEDATA, a);
         curl_easy_setopt(a->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-        if (a->req->cancel) {
+        if (a->req->cancel || a->req->keepalive) {
                 curl_easy_setopt(a->curl, CURLOPT_XFERINFOFUNCTION, llm_on_progress);
                 curl_easy_setopt(a->curl, CURLOPT_XFERINFODATA, a);
                 curl_easy_setopt(a->curl, CURLOPT_NOPROGRESS, 0L);
@@ -321,7 +341,8 @@ static bool llm_attempt(struct llm_attempt *a, const char *url, const char *body
                 return false;
         if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && a->raw.failed)) {
                 res->error_class = LLM_ERR_NETWORK;
-                snprintf(res->error, sizeof(res->error), "%s", curl_easy_strerror(cc));
+                snprintf(res->error, sizeof(res->error), "%s",
+                         cc == CURLE_ABORTED_BY_CALLBACK ? "canceled" : curl_easy_strerror(cc));
                 return true;
         }
         if (res->http_status == 200) {
@@ -397,18 +418,23 @@ int llm_chat(const struct llm_request *req, struct llm_result *res)
                                     json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
                                     headers);
                 llm_stream_release(&a.stream);
-                if (!again || attempt >= req->max_retries || (req->cancel && *req->cancel))
+                if (!again || attempt >= req->max_retries || llm_should_stop(&a))
                         break;
                 res->retries++;
                 log_info("llm call to %s failed (%s: %s); retry %d of %d", req->endpoint,
                          llm_error_class_name(res->error_class), res->error, attempt + 1,
                          req->max_retries);
-                {
-                        long ms = llm_backoff_ms(attempt, a.retry_after_ms);
-                        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+                /* back off in slices, so a cancel or a keepalive is never late */
+                for (long ms = llm_backoff_ms(attempt, a.retry_after_ms); ms > 0 && !a.stopped;
+                     ms -= 250) {
+                        struct timespec ts = {0, (ms < 250 ? ms : 250) * 1000000L};
 
                         nanosleep(&ts, NULL);
+                        if (llm_should_stop(&a))
+                                break;
                 }
+                if (a.stopped || (req->cancel && *req->cancel))
+                        break;
         }
         res->total_ms = llm_now_ms() - t0;
         if (res->error_class == LLM_OK)

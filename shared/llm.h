@@ -53,6 +53,12 @@ struct llm_request {
         /* When set and it becomes non-zero (a signal handler's flag), the call is abandoned
          * within about a second with LLM_ERR_NETWORK "canceled". */
         const volatile sig_atomic_t *cancel;
+        /* When set, called at most every keepalive_ms while the call is under way (waiting
+         * for the server, streaming, backing off): the caller renews its lease there.  A false
+         * return abandons the call (LLM_ERR_NETWORK "canceled"). */
+        bool (*keepalive)(void *arg);
+        void *keepalive_arg;
+        long keepalive_ms;
 };
 
 struct llm_result {

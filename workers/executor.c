@@ -1,91 +1,253 @@
 /*
  * loom-executor — claims queued runs and drives the agent's action loop (N processes).
  *
- * A claim is one UPDATE … FOR UPDATE SKIP LOCKED with a lease (LOOM_LEASE_SECONDS, 180); the
- * lease is renewed before every LLM call, and a run whose lease was lost (expired and re-queued
- * by loom-ralph) is abandoned without writing anything.  The end of a run — its state, the
- * bead's status, the agent's release — is one transaction (loom_run_finish).  No transaction is
- * open during an LLM call.
+ * A claim is one UPDATE … FOR UPDATE SKIP LOCKED with a lease (LOOM_LEASE_SECONDS, 60),
+ * renewed at every iteration and every lease/3 during an LLM call (and stretched to cover a
+ * long command); a run whose lease was lost
+ * (expired and re-queued by loom-ralph, or canceled by a person) is abandoned without writing
+ * anything more.  The end of a run — its state, the bead's status, the agent's release — is one
+ * transaction (loom_run_finish).  No transaction is open during an LLM call or a command.
  *
- * The action loop, this version: the system prompt is the action format plus the persona's
- * instructions; each reply must carry {"actions": [...]}.  Terminal actions work (done,
- * close_bead, escalate_ceo); every other action is answered "not available yet" so the model
- * can finish.  Five unreadable replies in a row end the run (parse_failures), a reply without
- * actions ends it (no_actions), and the iteration budget bounds it (max_iterations).
+ * A run works in the bead's own git worktree (workspace.h) on branch bead/<id>.  Each
+ * iteration: renew the lease and publish "iteration i/N"; send what fits of the conversation
+ * (history.h; a context-length refusal shrinks it and retries); account the call (llm_calls);
+ * read the reply leniently (actions.h); carry out the actions (tools.h for files, commands and
+ * git; bead actions here); log every action and command; tell the model the results.  The
+ * conversation is stored (messages) as it grows, and a later run of the bead resumes it.
+ *
+ * A run ends with Loom's terminal reasons: completed (done / close_bead), escalated
+ * (escalate_ceo files a decision bead that blocks this one), max_iterations, no_actions,
+ * parse_failures / validation_failures (8 unusable replies in a row), loop_detected (guard.h),
+ * progress_stagnant, provider_error, error.
  */
 #include "actions.h"
 #include "config.h"
 #include "err.h"
+#include "guard.h"
+#include "history.h"
 #include "httpc.h"
 #include "llm.h"
 #include "log.h"
 #include "strbuf.h"
+#include "tools.h"
 #include "worker.h"
+#include "workspace.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
-#define EXEC_MAX_MESSAGES     64
-#define EXEC_KEEP_RECENT      12 /* exchanges kept when the history is trimmed */
-#define EXEC_MAX_PARSE_ERRORS 5
+#define EXEC_MAX_BAD_REPLIES 8
+#define EXEC_FEEDBACK_CAP    ((size_t)96 << 10)
+#define EXEC_ARG_CAP         2000 /* longest string kept in an action's logged args */
+#define EXEC_OUTPUT_LOG_CAP  65536
+#define EXEC_AGENTS_MD_CAP   4000
 
 static const char exec_action_format[] =
-        "You are an autonomous agent working a bead (a work item) in Loom. Act; do not ask the "
-        "human questions.\n"
+        "You are an autonomous agent working a bead (a work item) in Loom. Act; never ask the "
+        "human questions: when only a person can decide, use escalate_ceo.\n"
         "Reply with exactly one JSON object and nothing else:\n"
-        "{\"actions\": [{\"type\": \"<action>\", ...}], \"notes\": \"<what you did and why>\"}\n"
-        "Actions available now:\n"
-        "- {\"type\": \"done\", \"reason\": \"...\"} -- the work is finished; the bead is "
-        "closed.\n"
-        "- {\"type\": \"close_bead\", \"bead_id\": \"<this bead>\", \"reason\": \"...\"} -- the "
-        "same, naming the bead.\n"
-        "- {\"type\": \"escalate_ceo\", \"reason\": \"...\"} -- a decision only a person can "
-        "make; the bead waits for them.\n"
-        "File, build, test and git actions are being added; if you ask for one you will be told "
-        "it is not available yet.\n";
+        "{\"actions\": [{\"type\": \"<action>\", ...}, ...], \"notes\": \"<what you are doing "
+        "and why>\"}\n"
+        "The actions run in order and you see every result in the next message. Paths are "
+        "relative to the repository root; you work in your own git worktree on the bead's "
+        "branch. Commands run without a shell of their own: an allowlist of programs (make, "
+        "git, npm, node, python3, cargo, go, grep, ls, cat, ...), with &&, || and | between "
+        "them.\n"
+        "Actions:\n";
+
+static const char exec_rules[] =
+        "Work this way: look at the code you need (read_tree, search_text, read_file), make "
+        "the change (edit_code, write_file, apply_patch), verify it (build_project, run_tests), "
+        "commit it (git_commit), then finish with done. Use close_bead for another bead, "
+        "create_bead for follow-up work you find, escalate_ceo for a decision a person must "
+        "make.\n";
+
+static const char *const exec_slips[] = {
+        "would you like me to",    "do you want me to", "please provide",
+        "please let me know",      "shall i ",          "should i proceed",
+        "let me know if",          "can you clarify",   "could you provide",
+        "i need more information",
+};
 
 static struct db_stmt exec_claim_stmt = {
         .name = "exec_claim",
-        .sql = "SELECT r.id, r.bead_id, r.max_iterations FROM loom_run_claim($1, $2::int) r"
+        .sql = "SELECT r.id, r.bead_id, r.max_iterations, r.attempt FROM loom_run_claim($1, "
+               "$2::int) r"
                " WHERE r.id IS NOT NULL",
         .nparams = 2,
+};
+
+/* Everything a run needs, in one read. */
+enum {
+        CTX_TITLE,
+        CTX_DESCRIPTION,
+        CTX_PRIORITY,
+        CTX_TYPE,
+        CTX_PROJECT_NAME,
+        CTX_PROJECT,
+        CTX_PERSONA_DESCRIPTION,
+        CTX_INSTRUCTIONS,
+        CTX_ENDPOINT,
+        CTX_API_KEY,
+        CTX_MODEL,
+        CTX_PROVIDER_STATUS,
+        CTX_GIT_REPO,
+        CTX_DEFAULT_BRANCH,
+        CTX_CONTEXT_WINDOW,
+        CTX_AGENT,
+        CTX_AGENT_NAME,
+        CTX_BEAD_CONTEXT,
+        CTX_PREVIOUS,
+        CTX_GIT_STRATEGY,
 };
 
 static struct db_stmt exec_context_stmt = {
         .name = "exec_context",
         .sql = "SELECT b.title, b.description, b.priority, b.type, p.name, p.id,"
-               "       pe.description, pe.instructions, pv.endpoint, pv.api_key, pv.model, "
-               "pv.status"
-               " FROM runs r JOIN beads b ON b.id = r.bead_id JOIN projects p ON p.id = "
-               "r.project_id"
+               "       pe.description, pe.instructions, pv.endpoint, pv.api_key, pv.model,"
+               "       pv.status, p.git_repo, p.default_branch,"
+               "       coalesce(pv.context_window, 32768), coalesce(r.agent_id, ''),"
+               "       coalesce(a.name, r.persona_name),"
+               "       (b.context - ARRAY['error_history', 'dispatch_count', 'last_run_at',"
+               "                          'last_failed_at', 'redispatch_requested',"
+               "                          'redispatch_requested_at', 'terminal_reason',"
+               "                          'last_run_error'])::text,"
+               "       (SELECT format('%s: %s', pr.terminal_reason, coalesce(pr.error, ''))"
+               "          FROM runs pr WHERE pr.bead_id = r.bead_id AND pr.id < r.id"
+               "          ORDER BY pr.id DESC LIMIT 1), p.git_strategy"
+               " FROM runs r JOIN beads b ON b.id = r.bead_id"
+               " JOIN projects p ON p.id = r.project_id"
                " JOIN personas pe ON pe.name = r.persona_name"
+               " LEFT JOIN agents a ON a.id = r.agent_id"
                " LEFT JOIN providers pv ON pv.id = r.provider_id WHERE r.id = $1",
         .nparams = 1,
         .readonly = true,
 };
 
-static struct db_stmt exec_heartbeat_stmt = {
-        .name = "exec_heartbeat",
-        .sql = "SELECT loom_run_heartbeat($1, $2, $3::int, $4::int, $5, $6)",
+static struct db_stmt exec_messages_stmt = {
+        .name = "exec_messages",
+        .sql = "SELECT role, content FROM (SELECT seq, role, content FROM messages"
+               " WHERE bead_id = $1 AND role <> 'system' ORDER BY seq DESC LIMIT 400) m"
+               " ORDER BY seq",
+        .nparams = 1,
+        .readonly = true,
+};
+
+static struct db_stmt exec_lessons_stmt = {
+        .name = "exec_lessons",
+        .sql = "SELECT category, title, detail FROM lessons WHERE project_id = $1"
+               " ORDER BY id DESC LIMIT 5",
+        .nparams = 1,
+        .readonly = true,
+};
+
+static struct db_stmt exec_message_stmt = {
+        .name = "exec_message",
+        .sql = "SELECT loom_message_add($1, $2, $3, $4)",
+        .nparams = 4,
+};
+
+static struct db_stmt exec_progress_stmt = {
+        .name = "exec_progress",
+        .sql = "SELECT loom_run_progress($1, $2, $3::int, $4::int, $5::jsonb)",
+        .nparams = 5,
+};
+
+static struct db_stmt exec_llm_call_stmt = {
+        .name = "exec_llm_call",
+        .sql = "SELECT loom_llm_call_record($1::jsonb)",
+        .nparams = 1,
+};
+
+static struct db_stmt exec_action_stmt = {
+        .name = "exec_action",
+        .sql = "INSERT INTO actions (run_id, bead_id, project_id, agent_id, iteration, seq, type,"
+               " args, status, message, path, duration_ms)"
+               " VALUES ($1, $2, $3, nullif($4, ''), $5, $6, $7, $8::jsonb, $9, $10,"
+               " nullif($11, ''), $12) RETURNING id",
+        .nparams = 12,
+};
+
+static struct db_stmt exec_command_stmt = {
+        .name = "exec_command",
+        .sql = "INSERT INTO command_logs (action_id, run_id, bead_id, project_id, agent_id,"
+               " command, working_dir, exit_code, timed_out, duration_ms, output)"
+               " VALUES ($1, $2, $3, $4, nullif($5, ''), $6, $7, $8, $9::boolean, $10, $11)",
+        .nparams = 11,
+};
+
+static struct db_stmt exec_worktree_stmt = {
+        .name = "exec_worktree",
+        .sql = "UPDATE runs SET worktree = $2 WHERE id = $1",
+        .nparams = 2,
+};
+
+static struct db_stmt exec_create_bead_stmt = {
+        .name = "exec_create_bead",
+        .sql = "SELECT loom_bead_create($1::jsonb, $2) ->> 'id'",
+        .nparams = 2,
+};
+
+static struct db_stmt exec_close_other_stmt = {
+        .name = "exec_close_other",
+        .sql = "SELECT loom_bead_apply(id, jsonb_build_object('status', 'closed', 'context',"
+               " jsonb_build_object('close_reason', $3::text)), $4) ->> 'id'"
+               " FROM beads WHERE id = $1 AND project_id = $2",
+        .nparams = 4,
+};
+
+static struct db_stmt exec_escalate_stmt = {
+        .name = "exec_escalate",
+        .sql = "SELECT loom_escalate($1, $2, $3)",
+        .nparams = 3,
+};
+
+static struct db_stmt exec_lesson_stmt = {
+        .name = "exec_lesson",
+        .sql = "INSERT INTO lessons (project_id, category, title, detail, source_bead_id,"
+               " source_agent_id) VALUES ($1, $2, left($3, 300), left($4, 2000), $5,"
+               " nullif($6, ''))",
         .nparams = 6,
+};
+
+static struct db_stmt exec_release_stmt = {
+        .name = "exec_release",
+        .sql = "SELECT loom_run_release($1, $2)",
+        .nparams = 2,
 };
 
 static struct db_stmt exec_finish_stmt = {
         .name = "exec_finish",
-        .sql = "SELECT loom_run_finish($1, $2, $3, $4, $5::int, $6, $7)",
-        .nparams = 7,
+        .sql = "SELECT loom_run_finish($1, $2, $3, $4, $5::int, 0, 0)",
+        .nparams = 5,
+};
+
+struct exec_settings {
+        long lease_s;
+        long llm_timeout_s, llm_connect_s, llm_retries;
+        long command_timeout_s;
+        bool stream;
+        const char *projects_dir;
 };
 
 struct exec_run {
         struct worker *w;
-        char id[24];
-        char bead[64];
-        int max_iterations, iterations, parse_errors;
-        long prompt_tokens, completion_tokens;
+        const struct exec_settings *cfg;
+        char id[24], bead[64], project[64], agent[64];
+        const char *agent_name, *default_branch;
+        bool merge; /* git_strategy "direct": finished work is merged into default_branch */
+        int attempt, max_iterations, iterations, bad_replies;
+        bool lease_lost;
         const char *endpoint, *api_key, *model;
-        struct llm_message msgs[EXEC_MAX_MESSAGES];
-        int nmsgs;
-        long lease_s;
+        size_t budget_chars;
+        struct history hist;
+        struct workspace ws;
+        struct tool_env tenv;
+        struct guard guard;
+        int commits;
 };
 
 static const char *exec_num(struct exec_run *run, long v)
@@ -93,34 +255,53 @@ static const char *exec_num(struct exec_run *run, long v)
         return arena_printf(&run->w->arena, "%ld", v);
 }
 
-/* Renews the lease; false when the run is no longer ours. */
-static bool exec_heartbeat(struct exec_run *run)
+/* Runs a statement whose result we only need to succeed; logs a failure. */
+static bool exec_do(struct exec_run *run, struct db_stmt *st, const char *const *params,
+                    PGresult **out)
 {
-        const char *params[6] = {run->id,
-                                 run->w->name,
-                                 exec_num(run, run->lease_s),
-                                 exec_num(run, run->iterations),
-                                 exec_num(run, run->prompt_tokens),
-                                 exec_num(run, run->completion_tokens)};
+        PGresult *res = NULL;
+
+        if (db_exec(&run->w->db, st, params, &res) != ERR_OK) {
+                log_warn("run %s: %s failed: %s", run->id, st->name, run->w->db.errmsg);
+                return false;
+        }
+        if (out)
+                *out = res;
+        else
+                PQclear(res);
+        return true;
+}
+
+/* Adds a message to the conversation and stores it. */
+static void exec_say(struct exec_run *run, const char *role, const char *content)
+{
+        const char *params[4] = {run->bead, run->id, role, content};
+
+        history_add(&run->hist, role, content);
+        exec_do(run, &exec_message_stmt, params, NULL);
+}
+
+/* Renews the lease for lease_s; with info, publishes the iteration.  False: not ours. */
+static bool exec_progress(struct exec_run *run, long lease_s, const char *info)
+{
+        const char *params[5] = {run->id, run->w->name, exec_num(run, lease_s),
+                                 exec_num(run, run->iterations), info};
         PGresult *res;
         bool ours;
 
-        if (db_exec(&run->w->db, &exec_heartbeat_stmt, params, &res) != ERR_OK)
+        if (db_exec(&run->w->db, &exec_progress_stmt, params, &res) != ERR_OK)
                 return true; /* the database hiccuped: keep going, the lease still runs */
         ours = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         PQclear(res);
+        if (!ours)
+                run->lease_lost = true;
         return ours;
 }
 
 static void exec_finish(struct exec_run *run, const char *reason, const char *error)
 {
-        const char *params[7] = {run->id,
-                                 run->w->name,
-                                 reason,
-                                 error,
-                                 exec_num(run, run->iterations),
-                                 exec_num(run, run->prompt_tokens),
-                                 exec_num(run, run->completion_tokens)};
+        const char *params[5] = {run->id, run->w->name, reason, error,
+                                 exec_num(run, run->iterations)};
         PGresult *res;
 
         if (db_exec(&run->w->db, &exec_finish_stmt, params, &res) != ERR_OK) {
@@ -128,170 +309,741 @@ static void exec_finish(struct exec_run *run, const char *reason, const char *er
                           reason, run->w->db.errmsg);
                 return;
         }
-        log_info("run %s (bead %s) finished: %s after %d iterations", run->id, run->bead, reason,
-                 run->iterations);
+        if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+                log_warn("run %s: ended (%s) but it was no longer ours", run->id, reason);
+        else
+                log_info("run %s (bead %s) finished: %s after %d iterations%s%s", run->id,
+                         run->bead, reason, run->iterations, error ? ": " : "", error ? error : "");
         PQclear(res);
 }
 
-/* Adds a message (copied into the run's arena); trims the middle of a long history. */
-static void exec_say(struct exec_run *run, const char *role, const char *content)
+static void exec_lesson(struct exec_run *run, const char *category, const char *title,
+                        const char *detail)
 {
-        if (run->nmsgs == EXEC_MAX_MESSAGES) {
-                int drop = run->nmsgs - 2 - EXEC_KEEP_RECENT;
+        const char *params[6] = {run->project, category, title, detail, run->bead, run->agent};
 
-                memmove(&run->msgs[2], &run->msgs[2 + drop],
-                        (size_t)(run->nmsgs - 2 - drop) * sizeof(run->msgs[0]));
-                run->nmsgs -= drop;
-        }
-        run->msgs[run->nmsgs].role = role;
-        run->msgs[run->nmsgs].content = arena_strdup(&run->w->arena, content);
-        run->nmsgs++;
+        exec_do(run, &exec_lesson_stmt, params, NULL);
 }
 
-/* Carries out the actions; returns the terminal reason, or NULL to go on (feedback added). */
-static const char *exec_apply(struct exec_run *run, json_object *actions)
+/* The llm_calls row of one call (or one failed call). */
+static void exec_account(struct exec_run *run, const struct llm_result *res, bool ok, bool streamed)
 {
-        struct strbuf fb;
-        const char *terminal = NULL;
+        json_object *c = json_object_new_object();
+        const char *params[1];
 
-        strbuf_init(&fb, 65536);
-        strbuf_addstr(&fb, "Results:\n");
-        for (size_t i = 0; i < json_object_array_length(actions); i++) {
-                const char *type = actions_type(json_object_array_get_idx(actions, i));
+        json_object_object_add(c, "run_id", json_object_new_string(run->id));
+        json_object_object_add(c, "iteration", json_object_new_int(run->iterations));
+        json_object_object_add(c, "requested_model", json_object_new_string(run->model));
+        json_object_object_add(c, "served_model", json_object_new_string(res->served_model));
+        json_object_object_add(c, "prompt_tokens", json_object_new_int64(res->prompt_tokens));
+        json_object_object_add(c, "completion_tokens",
+                               json_object_new_int64(res->completion_tokens));
+        json_object_object_add(c, "cached_tokens", json_object_new_int64(res->cached_tokens));
+        if (res->cost_usd >= 0)
+                json_object_object_add(c, "cost_usd", json_object_new_double(res->cost_usd));
+        if (ok)
+                json_object_object_add(c, "ttft_ms", json_object_new_int((int)res->ttft_ms));
+        json_object_object_add(c, "latency_ms", json_object_new_int((int)res->total_ms));
+        json_object_object_add(c, "status", json_object_new_string(ok ? "ok" : "error"));
+        if (res->http_status)
+                json_object_object_add(c, "http_status",
+                                       json_object_new_int((int)res->http_status));
+        if (!ok) {
+                json_object_object_add(
+                        c, "error_class",
+                        json_object_new_string(llm_error_class_name(res->error_class)));
+                json_object_object_add(c, "error", json_object_new_string(res->error));
+        }
+        json_object_object_add(c, "retries", json_object_new_int(res->retries));
+        json_object_object_add(c, "streamed", json_object_new_boolean(streamed));
+        params[0] = arena_strdup(&run->w->arena,
+                                 json_object_to_json_string_ext(c, JSON_C_TO_STRING_PLAIN));
+        json_object_put(c);
+        exec_do(run, &exec_llm_call_stmt, params, NULL);
+}
 
-                if (strcmp(type, "done") == 0 || strcmp(type, "close_bead") == 0) {
-                        terminal = "completed";
-                } else if (strcmp(type, "escalate_ceo") == 0) {
-                        terminal = "escalated";
-                } else {
-                        strbuf_addf(&fb,
-                                    "- %.80s: error: not available yet in this Loom; "
-                                    "use done, close_bead or escalate_ceo\n",
-                                    type);
+/* The keepalive of an LLM call: renews the lease while the model thinks. */
+static bool exec_keepalive(void *arg)
+{
+        struct exec_run *run = arg;
+
+        return exec_progress(run, run->cfg->lease_s, NULL);
+}
+
+/* Local endpoints get response_format json_object, as in Loom; hosted ones may refuse it. */
+static bool exec_is_local(const char *endpoint)
+{
+        static const char *const local[] = {"://localhost", "://127.", "://10.",
+                                            "://192.168.",  "://172.", "://[::1]"};
+
+        for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+                if (strstr(endpoint, local[i]))
+                        return true;
+        }
+        return strstr(endpoint, ".local:") || strstr(endpoint, ".local/");
+}
+
+/*
+ * One call to the model with what fits of the history; a context-length refusal shrinks the
+ * history and tries again.  0 with the reply in res, or a negative err_code (res says why).
+ */
+static int exec_call(struct exec_run *run, struct llm_result *res)
+{
+        bool streamed = run->cfg->stream;
+
+        for (int level = 0; level <= HISTORY_MAX_LEVEL; level++) {
+                struct llm_message *msgs;
+                int n = history_view(&run->hist, run->budget_chars, level, &msgs);
+                struct llm_request req = {
+                        .endpoint = run->endpoint,
+                        .api_key = run->api_key,
+                        .model = run->model,
+                        .messages = msgs,
+                        .nmessages = n,
+                        .temperature = 0.1,
+                        .max_tokens = 4096,
+                        .stream = streamed,
+                        .json_mode = exec_is_local(run->endpoint),
+                        .connect_timeout_ms = run->cfg->llm_connect_s * 1000,
+                        .timeout_ms = run->cfg->llm_timeout_s * 1000,
+                        .max_retries = (int)run->cfg->llm_retries,
+                        .cancel = worker_stop_flag(),
+                        .keepalive = exec_keepalive,
+                        .keepalive_arg = run,
+                        .keepalive_ms = run->cfg->lease_s * 1000 / 3,
+                };
+                int rc;
+
+                llm_result_release(res);
+                llm_result_init(res);
+                rc = llm_chat(&req, res);
+                exec_account(run, res, rc == ERR_OK, streamed);
+                if (rc == ERR_OK || res->error_class != LLM_ERR_CONTEXT_LENGTH)
+                        return rc;
+                log_info("run %s: the model's context is full; shrinking the history (level %d)",
+                         run->id, level + 1);
+        }
+        return ERR_BAD_GATEWAY;
+}
+
+/* The action as logged: long strings (file contents, patches) cut to EXEC_ARG_CAP. */
+static const char *exec_logged_args(struct exec_run *run, json_object *action)
+{
+        json_object *copy = json_object_new_object();
+        const char *text;
+
+        json_object_object_foreach(action, k, v)
+        {
+                if (strcmp(k, "type") == 0)
                         continue;
+                if (json_object_is_type(v, json_type_string) &&
+                    json_object_get_string_len(v) > EXEC_ARG_CAP) {
+                        json_object_object_add(
+                                copy, k,
+                                json_object_new_string(arena_printf(
+                                        &run->w->arena, "%.*s… [%d bytes]", EXEC_ARG_CAP,
+                                        json_object_get_string(v), json_object_get_string_len(v))));
+                } else {
+                        json_object_object_add(copy, k, json_object_get(v));
                 }
-                strbuf_addf(&fb, "- %s: executed\n", type);
         }
-        if (!terminal) {
-                strbuf_addstr(&fb, "Based on these results, what is your next action?");
-                exec_say(run, "user", fb.buf);
+        text = arena_strdup(&run->w->arena,
+                            json_object_to_json_string_ext(copy, JSON_C_TO_STRING_PLAIN));
+        json_object_put(copy);
+        return text;
+}
+
+/* Records one action (and the command it ran) in actions / command_logs. */
+static void exec_log_action(struct exec_run *run, int seq, const char *type, json_object *action,
+                            const struct tool_result *tr, long ms)
+{
+        const char *params[12] = {run->id,
+                                  run->bead,
+                                  run->project,
+                                  run->agent,
+                                  exec_num(run, run->iterations),
+                                  exec_num(run, seq),
+                                  type,
+                                  exec_logged_args(run, action),
+                                  tr->ok ? "executed" : "error",
+                                  arena_printf(&run->w->arena, "%.4000s", tr->text.buf),
+                                  tr->path,
+                                  exec_num(run, ms)};
+        PGresult *res;
+
+        if (!exec_do(run, &exec_action_stmt, params, &res))
+                return;
+        if (tr->ran_command) {
+                const char *cparams[11] = {
+                        PQgetvalue(res, 0, 0),
+                        run->id,
+                        run->bead,
+                        run->project,
+                        run->agent,
+                        tr->command,
+                        run->ws.root,
+                        exec_num(run, tr->exit_code),
+                        tr->timed_out ? "true" : "false",
+                        exec_num(run, tr->duration_ms),
+                        arena_printf(&run->w->arena, "%.*s", EXEC_OUTPUT_LOG_CAP, tr->text.buf)};
+
+                exec_do(run, &exec_command_stmt, cparams, NULL);
         }
-        strbuf_release(&fb);
+        PQclear(res);
+}
+
+static const char *exec_str(json_object *obj, const char *key)
+{
+        json_object *v;
+
+        if (obj && json_object_object_get_ex(obj, key, &v) &&
+            json_object_is_type(v, json_type_string))
+                return json_object_get_string(v);
+        return NULL;
+}
+
+/* create_bead: the new bead's fields, checked as the API checks them, in the run's project. */
+static void exec_create_bead(struct exec_run *run, json_object *action, struct tool_result *tr)
+{
+        json_object *spec, *v, *doc = json_object_new_object();
+        const char *title, *params[2];
+        PGresult *res;
+
+        if (!json_object_object_get_ex(action, "bead", &spec) ||
+            !json_object_is_type(spec, json_type_object))
+                spec = action;
+        title = exec_str(spec, "title");
+        if (!title || !*title || strlen(title) > 500) {
+                strbuf_addstr(&tr->text, "error: bead.title must be 1 to 500 characters");
+                goto out;
+        }
+        json_object_object_add(doc, "project_id", json_object_new_string(run->project));
+        json_object_object_add(doc, "title", json_object_new_string(title));
+        if (exec_str(spec, "description"))
+                json_object_object_add(
+                        doc, "description",
+                        json_object_new_string(arena_printf(&run->w->arena, "%.60000s",
+                                                            exec_str(spec, "description"))));
+        if (json_object_object_get_ex(spec, "priority", &v) && v) {
+                const char *p = json_object_get_string(v);
+                int prio = (p[0] == 'P' || p[0] == 'p') ? p[1] - '0' : p[0] - '0';
+
+                if (prio < 0 || prio > 3 || (p[0] != 'P' && p[0] != 'p' && p[1]) ||
+                    ((p[0] == 'P' || p[0] == 'p') && p[2])) {
+                        strbuf_addf(&tr->text,
+                                    "error: bead.priority must be 0 to 3 (or P0 to P3), "
+                                    "not %.20s",
+                                    p);
+                        goto out;
+                }
+                json_object_object_add(doc, "priority", json_object_new_int(prio));
+        }
+        if (exec_str(spec, "type")) {
+                static const char *const types[] = {"task", "bug", "feature", "chore", "epic"};
+                bool known = false;
+
+                for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+                        known |= strcmp(types[i], exec_str(spec, "type")) == 0;
+                if (!known) {
+                        strbuf_addstr(&tr->text, "error: bead.type must be one of task, bug, "
+                                                 "feature, chore, epic");
+                        goto out;
+                }
+                json_object_object_add(doc, "type", json_object_new_string(exec_str(spec, "type")));
+        }
+        if (json_object_object_get_ex(spec, "tags", &v) &&
+            json_object_is_type(v, json_type_array)) {
+                json_object *tags = json_object_new_array();
+
+                for (size_t i = 0; i < json_object_array_length(v) && i < 20; i++) {
+                        json_object *t = json_object_array_get_idx(v, i);
+
+                        if (json_object_is_type(t, json_type_string) &&
+                            json_object_get_string_len(t) <= 100)
+                                json_object_array_add(tags, json_object_get(t));
+                }
+                json_object_object_add(doc, "tags", tags);
+        }
+        v = json_object_new_object();
+        json_object_object_add(v, "created_by_run", json_object_new_string(run->id));
+        json_object_object_add(v, "discovered_from", json_object_new_string(run->bead));
+        json_object_object_add(doc, "context", v);
+        params[0] = json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN);
+        params[1] = run->agent_name;
+        if (db_exec(&run->w->db, &exec_create_bead_stmt, params, &res) != ERR_OK) {
+                strbuf_addf(&tr->text, "error: the bead could not be created: %s",
+                            run->w->db.errmsg);
+                goto out;
+        }
+        tr->ok = true;
+        strbuf_addf(&tr->text, "created bead %s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+out:
+        json_object_put(doc);
+}
+
+static void exec_close_other(struct exec_run *run, const char *bead, const char *reason,
+                             struct tool_result *tr)
+{
+        const char *params[4] = {bead, run->project, reason ? reason : "", run->agent_name};
+        PGresult *res;
+
+        if (db_exec(&run->w->db, &exec_close_other_stmt, params, &res) != ERR_OK) {
+                strbuf_addf(&tr->text, "error: %s", run->w->db.errmsg);
+                return;
+        }
+        if (PQntuples(res) == 0) {
+                strbuf_addf(&tr->text, "error: there is no bead %.64s in this project", bead);
+        } else {
+                tr->ok = true;
+                strbuf_addf(&tr->text, "closed bead %s", bead);
+        }
+        PQclear(res);
+}
+
+/* Uncommitted work is committed, and the branch pushed when there is a remote. */
+static void exec_wrap_up(struct exec_run *run, int *seq)
+{
+        static const char *const steps[] = {"git_commit", "git_push"};
+
+        for (size_t i = 0; i < 2; i++) {
+                json_object *a = json_object_new_object();
+                struct tool_result tr;
+
+                if (i == 1 && !run->ws.has_remote) {
+                        json_object_put(a);
+                        break;
+                }
+                json_object_object_add(a, "type", json_object_new_string(steps[i]));
+                if (i == 0)
+                        json_object_object_add(
+                                a, "commit_message",
+                                json_object_new_string(arena_printf(
+                                        &run->w->arena, "Loom: finish bead %s", run->bead)));
+                tool_result_init(&tr);
+                if (tools_run(&run->tenv, steps[i], a, &tr) == ERR_OK && (tr.ok || i == 1))
+                        exec_log_action(run, ++*seq, steps[i], a, &tr, tr.duration_ms);
+                tool_result_release(&tr);
+                json_object_put(a);
+        }
+}
+
+/* True for the types that run a program (their lease is stretched to cover it). */
+static bool exec_runs_program(const char *type)
+{
+        return strcmp(type, "run_command") == 0 || strcmp(type, "build_project") == 0 ||
+               strcmp(type, "run_tests") == 0 || strcmp(type, "git_push") == 0;
+}
+
+/*
+ * Carries out the actions of one reply; the feedback goes into fb.  Returns the terminal
+ * reason, or NULL to go on; *why gets the reason's detail.
+ */
+static const char *exec_apply(struct exec_run *run, json_object *actions, struct strbuf *fb,
+                              const char **why)
+{
+        const char *terminal = NULL;
+        int seq = 0;
+
+        for (size_t i = 0; i < json_object_array_length(actions) && !terminal; i++) {
+                json_object *a = json_object_array_get_idx(actions, i);
+                const char *type = actions_type(a);
+                struct tool_result tr;
+                char err[400];
+                struct timespec t0, t1;
+                long ms;
+
+                tool_result_init(&tr);
+                clock_gettime(CLOCK_MONOTONIC, &t0);
+                if (actions_check(a, err, sizeof(err)) != ERR_OK) {
+                        strbuf_addf(&tr.text, "error: %s", err);
+                } else if (tools_handles(type)) {
+                        if (exec_runs_program(type) &&
+                            !exec_progress(run, run->cfg->command_timeout_s + run->cfg->lease_s,
+                                           NULL)) {
+                                tool_result_release(&tr);
+                                return "lease_lost";
+                        }
+                        if (tools_run(&run->tenv, type, a, &tr) != ERR_OK)
+                                strbuf_addstr(&tr.text, "error: internal failure; try again");
+                } else if (strcmp(type, "done") == 0 ||
+                           (strcmp(type, "close_bead") == 0 &&
+                            (!exec_str(a, "bead_id") ||
+                             strcmp(exec_str(a, "bead_id"), run->bead) == 0))) {
+                        tr.ok = true;
+                        strbuf_addstr(&tr.text, "the bead is done");
+                        terminal = "completed";
+                        *why = exec_str(a, "reason");
+                } else if (strcmp(type, "close_bead") == 0) {
+                        exec_close_other(run, exec_str(a, "bead_id"), exec_str(a, "reason"), &tr);
+                } else if (strcmp(type, "create_bead") == 0) {
+                        exec_create_bead(run, a, &tr);
+                } else if (strcmp(type, "escalate_ceo") == 0) {
+                        const char *params[3] = {run->bead, exec_str(a, "reason"), run->agent_name};
+                        PGresult *res;
+
+                        if (db_exec(&run->w->db, &exec_escalate_stmt, params, &res) == ERR_OK) {
+                                tr.ok = true;
+                                strbuf_addf(&tr.text,
+                                            "decision bead %s filed; this bead waits "
+                                            "for it",
+                                            PQgetvalue(res, 0, 0));
+                                PQclear(res);
+                                terminal = "escalated";
+                                *why = exec_str(a, "reason");
+                        } else {
+                                strbuf_addf(&tr.text, "error: %s", run->w->db.errmsg);
+                        }
+                }
+                clock_gettime(CLOCK_MONOTONIC, &t1);
+                ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+                guard_action(&run->guard, run->iterations, type, tr.path, tr.ok, tr.mutated);
+                if (tr.ok && strcmp(type, "git_commit") == 0 && tr.mutated)
+                        run->commits++;
+                exec_log_action(run, ++seq, type, a, &tr, ms);
+                strbuf_addf(fb, "%zu. %.60s%s%s: %s\n%s\n", i + 1, type, tr.path[0] ? " " : "",
+                            tr.path, tr.ok ? "executed" : "error", tr.text.buf);
+                tool_result_release(&tr);
+        }
+        if (terminal && strcmp(terminal, "completed") == 0)
+                exec_wrap_up(run, &seq);
         return terminal;
 }
 
-/* One LLM turn: the reason the run ends, or NULL to continue. */
+static bool exec_slipped(const char *reply)
+{
+        for (size_t i = 0; i < sizeof(exec_slips) / sizeof(exec_slips[0]); i++) {
+                if (strcasestr(reply, exec_slips[i]))
+                        return true;
+        }
+        return false;
+}
+
+/* One reply that could not be used: correct the model, or end after too many in a row. */
+static const char *exec_bad_reply(struct exec_run *run, const char *kind, const char *what,
+                                  char *err, size_t errlen)
+{
+        struct strbuf sb;
+
+        if (++run->bad_replies >= EXEC_MAX_BAD_REPLIES) {
+                snprintf(err, errlen, "%d unusable replies in a row; the last: %s",
+                         run->bad_replies, what);
+                return strcmp(kind, "parse") == 0 ? "parse_failures" : "validation_failures";
+        }
+        strbuf_init(&sb, 16384);
+        strbuf_addf(&sb,
+                    "Your reply could not be used: %s.\nAnswer with exactly one JSON object "
+                    "{\"actions\": [...], \"notes\": \"...\"} and nothing else. The actions:\n",
+                    what);
+        actions_usage(&sb);
+        exec_say(run, "user", sb.buf);
+        strbuf_release(&sb);
+        return NULL;
+}
+
+/* One iteration: the reason the run ends, or NULL to continue. */
 static const char *exec_turn(struct exec_run *run, char *err, size_t errlen)
 {
-        struct llm_request req = {.endpoint = run->endpoint,
-                                  .api_key = run->api_key,
-                                  .model = run->model,
-                                  .messages = run->msgs,
-                                  .nmessages = run->nmsgs,
-                                  .temperature = 0.1,
-                                  .max_tokens = 4096,
-                                  .stream = true,
-                                  .connect_timeout_ms = 5000,
-                                  .timeout_ms = 50000,
-                                  .max_retries = 2};
         struct llm_result res;
-        json_object *root, *actions;
-        const char *reason = NULL;
-        char perr[200];
+        json_object *root = NULL, *actions;
+        const char *reason = NULL, *why = NULL, *list;
+        char perr[300], stag[200];
+        struct strbuf fb;
+        int repeats;
 
         llm_result_init(&res);
-        if (llm_chat(&req, &res) != ERR_OK) {
+        if (exec_call(run, &res) != ERR_OK) {
+                if (*worker_stop_flag() || run->lease_lost) {
+                        llm_result_release(&res);
+                        return run->lease_lost ? "lease_lost" : NULL; /* NULL: handed back */
+                }
                 snprintf(err, errlen, "%s: %s", llm_error_class_name(res.error_class), res.error);
                 llm_result_release(&res);
                 return "provider_error";
         }
-        run->prompt_tokens += res.prompt_tokens;
-        run->completion_tokens += res.completion_tokens;
-        exec_say(run, "assistant", res.content.buf);
+        exec_say(run, "assistant", res.content.len ? res.content.buf : "(empty reply)");
         if (actions_parse(res.content.buf, res.content.len, &root, &actions, perr, sizeof(perr))) {
-                if (++run->parse_errors >= EXEC_MAX_PARSE_ERRORS) {
-                        snprintf(err, errlen, "%s", perr);
-                        reason = "parse_failures";
-                } else {
+                if (exec_slipped(res.content.buf)) {
                         exec_say(run, "user",
-                                 arena_printf(
-                                         &run->w->arena,
-                                         "Your reply could not be used: %s. Answer with one "
-                                         "JSON object {\"actions\": [...], \"notes\": \"...\"}.",
-                                         perr));
+                                 "AUTONOMOUS MODE REMINDER: nobody will answer questions. "
+                                 "Decide yourself and reply with one JSON object of actions; "
+                                 "use escalate_ceo only for a decision a person must make.");
+                        llm_result_release(&res);
+                        return NULL;
                 }
                 llm_result_release(&res);
-                return reason;
+                return exec_bad_reply(run, "parse", perr, err, errlen);
         }
-        run->parse_errors = 0;
+        llm_result_release(&res);
         if (json_object_array_length(actions) == 0) {
                 snprintf(err, errlen, "the reply had no actions");
-                reason = "no_actions";
-        } else {
-                reason = exec_apply(run, actions);
+                json_object_put(root);
+                return "no_actions";
         }
+        /* every action unusable: a validation failure, not progress */
+        for (size_t i = 0; i < json_object_array_length(actions); i++) {
+                if (actions_check(json_object_array_get_idx(actions, i), perr, sizeof(perr)) ==
+                    ERR_OK)
+                        break;
+                if (i + 1 == json_object_array_length(actions)) {
+                        json_object_put(root);
+                        return exec_bad_reply(run, "validation", perr, err, errlen);
+                }
+        }
+        run->bad_replies = 0;
+        list = json_object_to_json_string_ext(actions, JSON_C_TO_STRING_PLAIN);
+        repeats = guard_sequence(&run->guard, list);
+        if (repeats >= GUARD_LOOP_REPEATS) {
+                snprintf(err, errlen,
+                         "the same actions were asked for %d times with no change "
+                         "in between: %.300s",
+                         repeats, list);
+                exec_lesson(run, "loop_pattern",
+                            arena_printf(&run->w->arena, "Bead %s: an agent repeated itself",
+                                         run->bead),
+                            arena_printf(&run->w->arena,
+                                         "Repeating %.500s did not move the work forward; "
+                                         "try a different approach.",
+                                         list));
+                json_object_put(root);
+                return "loop_detected";
+        }
+        strbuf_init(&fb, EXEC_FEEDBACK_CAP);
+        strbuf_addf(
+                &fb,
+                "Iteration %d/%d | files read %d, written %d | build %s | tests %s | "
+                "commits %d\nResults:\n",
+                run->iterations, run->max_iterations, run->guard.nread, run->guard.nwritten,
+                run->guard.builds ? (run->guard.build_failing ? "failing" : "passing") : "not run",
+                run->guard.tests ? (run->guard.tests_failing ? "failing" : "passing") : "not run",
+                run->commits);
+        reason = exec_apply(run, actions, &fb, &why);
         json_object_put(root);
-        llm_result_release(&res);
+        if (reason && strcmp(reason, "lease_lost") == 0) {
+                strbuf_release(&fb);
+                return reason;
+        }
+        if (!reason && guard_stagnant(&run->guard, run->iterations, stag, sizeof(stag))) {
+                snprintf(err, errlen, "no progress: %s", stag);
+                exec_lesson(run, "loop_pattern",
+                            arena_printf(&run->w->arena, "Bead %s stalled", run->bead), stag);
+                reason = "progress_stagnant";
+        }
+        if (repeats == GUARD_LOOP_REPEATS - 1)
+                strbuf_addstr(&fb, "Warning: you asked for exactly these actions before and "
+                                   "nothing changed since. Do something different.\n");
+        if (!reason) {
+                strbuf_addstr(&fb, "Based on these results, what is your next action?");
+                exec_say(run, "user", fb.buf);
+        } else if (why) {
+                snprintf(err, errlen, "%s", why);
+        }
+        strbuf_release(&fb);
         return reason;
 }
 
-/* Loads the bead, persona and provider and runs the loop to a terminal reason. */
+/* The system prompt: action format, rules, persona, project guidance, lessons. */
+static const char *exec_system_prompt(struct exec_run *run, PGresult *ctx)
+{
+        struct strbuf sb;
+        const char *params[1] = {run->project}, *text;
+        PGresult *res;
+        char path[4200];
+        FILE *f;
+
+        strbuf_init(&sb, (size_t)256 << 10);
+        strbuf_addstr(&sb, exec_action_format);
+        actions_usage(&sb);
+        strbuf_addstr(&sb, exec_rules);
+        strbuf_addf(&sb, "\n# Your role: %s\n%s\n\n%s\n", PQgetvalue(ctx, 0, CTX_AGENT_NAME),
+                    PQgetvalue(ctx, 0, CTX_PERSONA_DESCRIPTION),
+                    PQgetvalue(ctx, 0, CTX_INSTRUCTIONS));
+        snprintf(path, sizeof(path), "%s/AGENTS.md", run->ws.root);
+        f = fopen(path, "r");
+        if (f) {
+                char buf[EXEC_AGENTS_MD_CAP + 1];
+                size_t n = fread(buf, 1, EXEC_AGENTS_MD_CAP, f);
+
+                buf[n] = '\0';
+                fclose(f);
+                strbuf_addf(&sb, "\n# Project guidance (AGENTS.md)\n%s\n", buf);
+        }
+        if (exec_do(run, &exec_lessons_stmt, params, &res)) {
+                if (PQntuples(res) > 0)
+                        strbuf_addstr(&sb, "\n# Lessons from earlier work in this project\n");
+                for (int i = 0; i < PQntuples(res); i++)
+                        strbuf_addf(&sb, "- [%s] %s: %s\n", PQgetvalue(res, i, 0),
+                                    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+                PQclear(res);
+        }
+        text = arena_strdup(&run->w->arena, sb.buf);
+        strbuf_release(&sb);
+        return text;
+}
+
+/* The conversation: a fresh one, or the bead's earlier one with a note that a new run resumes. */
+static void exec_open_conversation(struct exec_run *run, PGresult *ctx)
+{
+        const char *params[1] = {run->bead};
+        PGresult *prev = NULL;
+
+        exec_say(run, "system", exec_system_prompt(run, ctx));
+        if (exec_do(run, &exec_messages_stmt, params, &prev) && PQntuples(prev) > 0) {
+                for (int i = 0; i < PQntuples(prev); i++)
+                        history_add(&run->hist,
+                                    strcmp(PQgetvalue(prev, i, 0), "user") == 0 ? "user"
+                                                                                : "assistant",
+                                    PQgetvalue(prev, i, 1));
+                exec_say(run, "user",
+                         arena_printf(&run->w->arena,
+                                      "A new run (attempt %d) continues this bead. The "
+                                      "previous run ended with %s. Your worktree still has the "
+                                      "earlier changes. You have %d iterations. Continue.",
+                                      run->attempt,
+                                      PQgetisnull(ctx, 0, CTX_PREVIOUS)
+                                              ? "no recorded reason"
+                                              : PQgetvalue(ctx, 0, CTX_PREVIOUS),
+                                      run->max_iterations));
+                PQclear(prev);
+                return;
+        }
+        if (prev)
+                PQclear(prev);
+        exec_say(run, "user",
+                 arena_printf(&run->w->arena,
+                              "Work on bead %s: %s\n\n%s\n\nContext:\n- project %s (%s), "
+                              "your branch %s\n- priority P%s, type %s\n- bead context: %s\n\n"
+                              "You have %d iterations. Make the change, verify it (build, "
+                              "tests), commit it with git_commit, then reply with done.",
+                              run->bead, PQgetvalue(ctx, 0, CTX_TITLE),
+                              PQgetvalue(ctx, 0, CTX_DESCRIPTION),
+                              PQgetvalue(ctx, 0, CTX_PROJECT_NAME), run->project, run->ws.branch,
+                              PQgetvalue(ctx, 0, CTX_PRIORITY), PQgetvalue(ctx, 0, CTX_TYPE),
+                              PQgetvalue(ctx, 0, CTX_BEAD_CONTEXT), run->max_iterations));
+}
+
+/* Loads the bead, persona and provider, prepares the worktree, and runs the loop to its end. */
 static int exec_run(struct exec_run *run)
 {
-        const char *params[1] = {run->id}, *reason = NULL;
-        char err[600] = "";
+        const char *params[2] = {run->id}, *reason = NULL;
+        char err[1000] = "";
         PGresult *ctx;
         int rc = db_exec(&run->w->db, &exec_context_stmt, params, &ctx);
 
         if (rc)
                 return rc;
-        if (PQntuples(ctx) == 0 || PQgetisnull(ctx, 0, 8) ||
-            strcmp(PQgetvalue(ctx, 0, 11), "healthy") != 0) {
+        if (PQntuples(ctx) == 0 || PQgetisnull(ctx, 0, CTX_ENDPOINT) ||
+            strcmp(PQgetvalue(ctx, 0, CTX_PROVIDER_STATUS), "healthy") != 0) {
                 /* no calls to a provider known to be down: the bead waits out the back-off */
                 PQclear(ctx);
                 exec_finish(run, "provider_error", "the run's provider is missing or unhealthy");
                 return ERR_OK;
         }
-        run->endpoint = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, 8));
-        run->api_key =
-                db_value(ctx, 0, 9) ? arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, 9)) : NULL;
-        run->model = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, 10));
-        exec_say(run, "system",
-                 arena_printf(&run->w->arena, "%s\n# Your role\n%s\n\n%s", exec_action_format,
-                              PQgetvalue(ctx, 0, 6), PQgetvalue(ctx, 0, 7)));
-        exec_say(run, "user",
-                 arena_printf(&run->w->arena,
-                              "Work on bead %s: %s\n\n%s\n\nContext: project %s (%s); priority "
-                              "P%s; type %s. You have %d iterations.",
-                              run->bead, PQgetvalue(ctx, 0, 0), PQgetvalue(ctx, 0, 1),
-                              PQgetvalue(ctx, 0, 4), PQgetvalue(ctx, 0, 5), PQgetvalue(ctx, 0, 2),
-                              PQgetvalue(ctx, 0, 3), run->max_iterations));
+        snprintf(run->project, sizeof(run->project), "%s", PQgetvalue(ctx, 0, CTX_PROJECT));
+        snprintf(run->agent, sizeof(run->agent), "%s", PQgetvalue(ctx, 0, CTX_AGENT));
+        run->agent_name = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_AGENT_NAME));
+        run->endpoint = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_ENDPOINT));
+        run->api_key = db_value(ctx, 0, CTX_API_KEY)
+                               ? arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_API_KEY))
+                               : NULL;
+        run->model = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_MODEL));
+        run->default_branch = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_DEFAULT_BRANCH));
+        run->merge = strcmp(PQgetvalue(ctx, 0, CTX_GIT_STRATEGY), "direct") == 0;
+        run->budget_chars =
+                (size_t)strtol(PQgetvalue(ctx, 0, CTX_CONTEXT_WINDOW), NULL, 10) * 4 * 8 / 10;
+        if (workspace_prepare(run->cfg->projects_dir, run->project,
+                              PQgetvalue(ctx, 0, CTX_GIT_REPO),
+                              PQgetvalue(ctx, 0, CTX_DEFAULT_BRANCH), run->bead, &run->ws, err,
+                              sizeof(err)) != ERR_OK) {
+                PQclear(ctx);
+                exec_finish(run, "error", arena_printf(&run->w->arena, "workspace: %s", err));
+                return ERR_OK;
+        }
+        params[1] = run->ws.root;
+        exec_do(run, &exec_worktree_stmt, params, NULL);
+        run->tenv = (struct tool_env){
+                .root = run->ws.root,
+                .bead_id = run->bead,
+                .branch = run->ws.branch,
+                .has_remote = run->ws.has_remote,
+                .default_branch = run->default_branch,
+                .command_timeout_s = (int)run->cfg->command_timeout_s,
+                .output_cap = 16384,
+                .author_name = run->agent_name,
+                .author_email = arena_printf(&run->w->arena, "%s@loom.local",
+                                             run->agent[0] ? run->agent : "agent"),
+        };
+        exec_open_conversation(run, ctx);
         PQclear(ctx);
         while (!reason && run->iterations < run->max_iterations) {
-                if (!exec_heartbeat(run)) {
-                        log_warn("run %s: lease lost; abandoning it", run->id);
+                if (*worker_stop_flag()) {
+                        const char *rp[2] = {run->id, run->w->name};
+
+                        exec_do(run, &exec_release_stmt, rp, NULL);
+                        log_info("run %s: handed back to the queue (shutting down)", run->id);
                         return ERR_OK;
                 }
                 run->iterations++;
+                if (!exec_progress(
+                            run, run->cfg->lease_s,
+                            arena_printf(&run->w->arena, "{\"agent\": \"%s\"}", run->agent_name)))
+                        break;
                 reason = exec_turn(run, err, sizeof(err));
         }
+        if (run->lease_lost || (reason && strcmp(reason, "lease_lost") == 0)) {
+                log_warn("run %s: lease lost (expired or canceled); abandoning it", run->id);
+                return ERR_OK;
+        }
+        if (!reason)
+                snprintf(err, sizeof(err), "used all %d iterations", run->max_iterations);
+        if (reason && strcmp(reason, "completed") == 0 && run->merge) {
+                char why[700];
+
+                if (workspace_merge(run->cfg->projects_dir, run->project, run->default_branch,
+                                    run->bead, run->agent_name, run->tenv.author_email, why,
+                                    sizeof(why)) != ERR_OK) {
+                        reason = "error";
+                        snprintf(err, sizeof(err),
+                                 "the work is done on %.100s but merging it into %.100s failed: "
+                                 "%.600s",
+                                 run->ws.branch, run->default_branch, why);
+                }
+        }
         exec_finish(run, reason ? reason : "max_iterations", err[0] ? err : NULL);
+        if (reason && strcmp(reason, "completed") == 0 &&
+            workspace_release(run->cfg->projects_dir, run->project, run->bead, err, sizeof(err)) !=
+                    0)
+                log_warn("run %s: worktree kept: %s", run->id, err);
         return ERR_OK;
 }
 
 static int executor_tick(struct worker *w)
 {
-        static long lease_s = 0;
-        struct exec_run run = {.w = w};
+        static struct exec_settings cfg;
+        struct exec_run run = {.w = w, .cfg = &cfg};
         const char *params[2];
         PGresult *res;
         int rc;
 
-        if (!lease_s)
-                lease_s = config_long("LOOM_LEASE_SECONDS", 180, 30, 3600);
-        run.lease_s = lease_s;
+        if (!cfg.lease_s) {
+                const char *var = config_str("LOOM_VAR", "var");
+
+                cfg.lease_s = config_long("LOOM_LEASE_SECONDS", 60, 3, 3600);
+                cfg.llm_timeout_s = config_long("LOOM_LLM_TIMEOUT_SECONDS", 120, 1, 3600);
+                cfg.llm_connect_s = config_long("LOOM_LLM_CONNECT_TIMEOUT_SECONDS", 10, 1, 300);
+                cfg.llm_retries = config_long("LOOM_LLM_RETRIES", 3, 0, 10);
+                cfg.command_timeout_s = config_long("LOOM_COMMAND_TIMEOUT_SECONDS", 300, 1, 3600);
+                cfg.stream = config_long("LOOM_LLM_STREAM", 1, 0, 1) == 1;
+                cfg.projects_dir = config_str("LOOM_PROJECTS_DIR", NULL);
+                if (!cfg.projects_dir) {
+                        static char dir[4096];
+
+                        snprintf(dir, sizeof(dir), "%s/projects", var);
+                        cfg.projects_dir = dir;
+                }
+        }
         params[0] = w->name;
-        params[1] = exec_num(&run, lease_s);
+        params[1] = exec_num(&run, cfg.lease_s);
         rc = db_exec(&w->db, &exec_claim_stmt, params, &res);
         if (rc)
                 return rc;
@@ -302,9 +1054,14 @@ static int executor_tick(struct worker *w)
         snprintf(run.id, sizeof(run.id), "%s", PQgetvalue(res, 0, 0));
         snprintf(run.bead, sizeof(run.bead), "%s", PQgetvalue(res, 0, 1));
         run.max_iterations = (int)strtol(PQgetvalue(res, 0, 2), NULL, 10);
+        run.attempt = (int)strtol(PQgetvalue(res, 0, 3), NULL, 10);
         PQclear(res);
-        log_info("run %s: working bead %s", run.id, run.bead);
-        return exec_run(&run);
+        log_info("run %s: working bead %s (attempt %d)", run.id, run.bead, run.attempt);
+        history_init(&run.hist, &w->arena);
+        guard_init(&run.guard);
+        rc = exec_run(&run);
+        history_release(&run.hist);
+        return rc;
 }
 
 int main(void)

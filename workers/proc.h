@@ -16,7 +16,17 @@ struct proc_opts {
         int timeout_s;          /* wall clock; the process group gets SIGTERM, then SIGKILL */
         size_t output_cap;      /* bytes of output kept; the rest is counted and dropped */
         const char *const *env; /* extra NAME=value entries added to the scrubbed set, or NULL */
+        bool keep_tail;         /* past the cap keep the first and last halves of the output, with
+                                   "[… N bytes omitted …]" between (test output ends usefully) */
 };
+
+/* The environment a program gets, before opts->env (which may replace any of it). */
+#define PROC_PATH "/usr/local/bin:/usr/bin:/bin"
+/* timeout_s <= 0 means this; output_cap 0 means PROC_OUTPUT_CAP_DEFAULT. */
+#define PROC_TIMEOUT_DEFAULT    300
+#define PROC_OUTPUT_CAP_DEFAULT ((size_t)64 << 10)
+/* After SIGTERM at the timeout the group has this long before SIGKILL. */
+#define PROC_KILL_GRACE_MS 2000
 
 struct proc_result {
         int exit_code;       /* the exit status; 128+N when killed by signal N */
@@ -31,6 +41,14 @@ struct proc_result {
  * Runs argv[0] (looked up in a fixed PATH) with argv in opts->cwd and waits for it.  Returns
  * 0 when it ran (whatever its exit code), or ERR_INVALID/ERR_INTERNAL with why in err when it
  * could not start (no such program, fork failed).  stdin is /dev/null.
+ *
+ * The child leads a new session (setsid), so the timeout's signals reach everything it
+ * started; when it exits, whatever it left running in its group is killed too.  Its
+ * environment is PATH=PROC_PATH, HOME=opts->cwd, LANG=C.UTF-8, TERM=dumb,
+ * GIT_TERMINAL_PROMPT=0 and opts->env, nothing inherited; signal dispositions and mask are
+ * reset; rlimits: no core files, 512 MiB files, 1024 descriptors, CPU timeout+5 s.  No signal
+ * handler is installed: the caller's SIGTERM handling stays as it is (an interrupted wait is
+ * resumed).  res is always initialised (release it even on error); argv and opts are borrowed.
  */
 int proc_run(const char *const *argv, const struct proc_opts *opts, struct proc_result *res,
              char *err, size_t errlen) __attribute__((warn_unused_result));

@@ -254,16 +254,16 @@ static int ralph_tick(struct worker *w)
 
 int main(void)
 {
-        static const struct worker_def def = {
+        static struct worker_def def = {
                 .name = "loom-ralph",
                 .channel = "loom_providers",
                 .needs_leader = true,
-                .poll_ms = 10000,
                 .min_gap_ms = 100,
                 .tick = ralph_tick,
         };
 
         log_setup("loom-ralph");
+        def.poll_ms = (int)config_long("LOOM_RALPH_INTERVAL_MS", 10000, 100, 600000);
         if (httpc_global_init() != 0) {
                 log_error("cannot initialise libcurl");
                 return 1;

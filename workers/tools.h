@@ -5,6 +5,27 @@
  * that lead out are refused with a message the model can act on.  Commands run through proc
  * (allowlisted binaries, timeout, output cap, scrubbed environment, cwd in the worktree).
  * Results are text for the model, capped; the executor logs them (actions, command_logs).
+ *
+ * The actions and their fields (paths are relative to the worktree root):
+ *   read_file, read_code   path, start_line?, end_line?  (1-based, inclusive; 32000 chars shown)
+ *   write_file             path, content                 (parent directories are made)
+ *   edit_code              path, old_text|old, new_text|new  (old text must occur exactly once);
+ *                          or patch (as apply_patch)
+ *   apply_patch            patch                         (unified diff; git apply --check first)
+ *   read_tree              path? ("."), max_depth? (2, <= 6), limit? (200, <= 2000)
+ *   search_text            query|pattern, path? ("."), limit? (50, <= 500), regex?, ignore_case?
+ *   move_file, rename_file source_path|path, target_path | new_name
+ *   delete_file            path                          (a file, a symlink or an empty directory)
+ *   run_command            command, working_dir?, timeout_seconds? (<= 3600)
+ *   build_project          build_command?, timeout_seconds?
+ *   run_tests              test_command?, test_pattern?, timeout_seconds?
+ *   git_status             -
+ *   git_diff               staged?, path?
+ *   git_log                max_count? (20, <= 200)
+ *   git_commit             commit_message|message, files? (array; default: everything)
+ *   git_push               -                             (env->branch to origin, never forced)
+ * Programs get HOME in "<worktree>/../.home-<worktree name>" (made on first use), so caches
+ * stay out of the worktree and out of commits.
  */
 #ifndef LOOM_TOOLS_H
 #define LOOM_TOOLS_H
@@ -23,6 +44,7 @@ struct tool_env {
         int command_timeout_s;                  /* run_command/build/test default (300) */
         size_t output_cap;                      /* command output kept for the model (16 KiB) */
         const char *author_name, *author_email; /* commit identity (the agent) */
+        const char *default_branch; /* git_push refuses it; NULL: main/master and origin/HEAD */
 };
 
 struct tool_result {
@@ -38,6 +60,7 @@ struct tool_result {
         long duration_ms;
 };
 
+/* Empty result (text capped at 512 KiB); cannot fail.  Release frees the text; NULL-safe. */
 void tool_result_init(struct tool_result *res);
 void tool_result_release(struct tool_result *res);
 
@@ -47,7 +70,8 @@ bool tools_handles(const char *type);
 /*
  * Carries out one action.  Returns 0 when res describes the outcome (ok or not: a refused path
  * or a failing build is a result the model sees), or a negative err_code for an internal
- * failure (out of memory).
+ * failure (ERR_INTERNAL: the worktree cannot be opened; res->text says so).  res must have been
+ * set up by tool_result_init(); its previous content is replaced.  env and action are borrowed.
  */
 int tools_run(const struct tool_env *env, const char *type, json_object *action,
               struct tool_result *res) __attribute__((warn_unused_result));

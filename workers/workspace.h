@@ -31,6 +31,16 @@ int workspace_prepare(const char *projects_dir, const char *project_id, const ch
                       const char *default_branch, const char *bead_id, struct workspace *ws,
                       char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/*
+ * Merges bead/<bead> into default_branch in the project's repository (a merge commit by the
+ * given author) and pushes default_branch when there is a remote, so later beads start from
+ * the work of earlier ones.  A conflict leaves everything as it was: ERR_CONFLICT with git's
+ * words in err.
+ */
+int workspace_merge(const char *projects_dir, const char *project_id, const char *default_branch,
+                    const char *bead_id, const char *author_name, const char *author_email,
+                    char *err, size_t errlen) __attribute__((warn_unused_result));
+
 /* Removes the bead's worktree (the branch stays); 0 when gone or never there. */
 int workspace_release(const char *projects_dir, const char *project_id, const char *bead_id,
                       char *err, size_t errlen);

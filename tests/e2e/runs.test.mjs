@@ -64,7 +64,7 @@ test('an agent works a bead to closed through the LLM', async () => {
   assert.equal(agent.status, 'idle');
   assert.equal(agent.current_bead, null);
   const types = sql(`SELECT string_agg(type, ',' ORDER BY id) FROM events WHERE bead_id='${b.id}' AND type LIKE 'run.%'`);
-  assert.equal(types, 'run.queued,run.started,run.finished');
+  assert.equal(types, 'run.queued,run.started,run.iteration,run.finished');
   const calls = (await (await fetch(`${stubUrl}/_stub/requests`)).json()).filter((q) => q.path === '/v1/chat/completions');
   const last = calls[calls.length - 1].body;
   assert.equal(last.model, 'stub-model');
@@ -73,10 +73,10 @@ test('an agent works a bead to closed through the LLM', async () => {
   assert.match(last.messages[1].content, new RegExp(`Work on bead ${b.id}: Say hello`));
 });
 
-test('persona hints choose the agent; unavailable actions get feedback', async () => {
+test('persona hints choose the agent; a failed action is fed back', async () => {
   await script([
     JSON.stringify({ actions: [{ type: 'read_file', path: 'README.md' }] }),
-    '```json\n' + JSON.stringify({ actions: [{ type: 'close_bead', bead_id: 'x', reason: 'done' }] }) + '\n```',
+    '```json\n' + JSON.stringify({ actions: [{ type: 'close_bead', reason: 'done' }] }) + '\n```',
   ]);
   const b = await newBead(project, { title: '[qa-engineer] Check the release', priority: 0 });
   const closed = await waitBead(b.id, (x) => x.status === 'closed', 'closed');
@@ -84,7 +84,7 @@ test('persona hints choose the agent; unavailable actions get feedback', async (
   assert.equal(run(b.id), 'succeeded/completed/2');
   const calls = (await (await fetch(`${stubUrl}/_stub/requests`)).json()).filter((q) => q.path === '/v1/chat/completions');
   const msgs = calls[calls.length - 1].body.messages;
-  assert.match(msgs[msgs.length - 1].content, /read_file: error: not available yet/);
+  assert.match(msgs[msgs.length - 1].content, /1\. read_file README\.md: error\n/);
 });
 
 test('escalation blocks the bead; unreadable replies fail the run and back off', async () => {
@@ -93,14 +93,14 @@ test('escalation blocks the bead; unreadable replies fail the run and back off',
   await waitBead(e.id, (x) => x.status === 'blocked', 'blocked');
   assert.equal(run(e.id), 'succeeded/escalated/1');
 
-  await script(['hmm', 'let me think', 'not json', 'still prose', 'no']);
+  await script(['hmm', 'let me think', 'not json', 'still prose', 'no', '{"actions": 3}', '{}', 'nope']);
   const p = await newBead(project, { title: 'Confusing task', priority: 0 });
   const back = await waitBead(p.id, (x) => x.context.terminal_reason === 'parse_failures', 'failed');
   assert.equal(back.status, 'open');
   assert.equal(back.assigned_to, null);
   assert.ok(back.context.last_failed_at);
-  assert.equal(run(p.id), 'failed/parse_failures/5');
-  await sleep(1500); // the dispatcher ticks meanwhile but backs off for 120 s
+  assert.equal(run(p.id), 'failed/parse_failures/8');
+  await sleep(1500); // the dispatcher ticks meanwhile but backs off (5 s in the tests)
   assert.equal(sql(`SELECT count(*) FROM runs WHERE bead_id='${p.id}'`), '1');
 });
 

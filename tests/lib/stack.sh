@@ -5,8 +5,10 @@
 #   . tests/lib/stack.sh
 #   stack_start          deploy/stack.sh up with LOOM_VAR=$(mktemp -d), free random HTTP and
 #                        PostgreSQL ports, LOOM_PG_FAST=1, 2 API processes x 8 threads,
-#                        1 executor (STACK_API_PROCS / STACK_API_THREADS / STACK_EXECUTORS
-#                        override; LOOM_API_PROCS / LOOM_API_THREADS are honoured too);
+#                        4 executors (STACK_API_PROCS / STACK_API_THREADS / STACK_EXECUTORS
+#                        override; LOOM_API_PROCS / LOOM_API_THREADS are honoured too), and
+#                        short timings so leases, Ralph and back-offs act within a test:
+#                        lease 6 s, Ralph every 0.5 s, LLM timeout 3 s, back-off 5 s;
 #                        exports LOOM_URL (http://127.0.0.1:PORT), LOOM_VAR, LOOM_DATABASE_URL
 #                        and registers stack_cleanup on EXIT (added to any existing trap).
 #   stack_stop           deploy/stack.sh down, then delete the var dir (kept if KEEP_STACK=1)
@@ -59,7 +61,11 @@ stack_start() {
 			LOOM_PG_PORT="$pg_port" LOOM_PG_FAST=1 \
 			LOOM_API_PROCS="${STACK_API_PROCS:-${LOOM_API_PROCS:-2}}" \
 			LOOM_API_THREADS="${STACK_API_THREADS:-${LOOM_API_THREADS:-4}}" \
-			LOOM_EXECUTORS="${STACK_EXECUTORS:-1}" \
+			LOOM_EXECUTORS="${STACK_EXECUTORS:-4}" \
+			LOOM_LEASE_SECONDS="${LOOM_LEASE_SECONDS:-6}" LOOM_RALPH_INTERVAL_MS="${LOOM_RALPH_INTERVAL_MS:-500}" \
+			LOOM_LLM_TIMEOUT_SECONDS="${LOOM_LLM_TIMEOUT_SECONDS:-3}" LOOM_LLM_RETRIES="${LOOM_LLM_RETRIES:-2}" \
+			LOOM_DISPATCH_BACKOFF_SECONDS="${LOOM_DISPATCH_BACKOFF_SECONDS:-5}" \
+			LOOM_PROJECT_MAX_RUNS="${LOOM_PROJECT_MAX_RUNS:-8}" \
 			"$_STACK_REPO/deploy/stack.sh" up || rc=$?
 		# 75: a port was taken between our check and the start; try other ports.
 		[ "$rc" = 75 ] || break
