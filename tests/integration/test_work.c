@@ -109,7 +109,8 @@ TEST(llm_calls_are_priced)
 
 TEST(provider_errors_block_then_ralph_recovers)
 {
-        const char *p = new_project(), *rid = running_bead(p, ",\"context\":{\"dispatch_count\":6}");
+        const char *p = new_project(),
+                   *rid = running_bead(p, ",\"context\":{\"dispatch_count\":6}");
         char bead[64];
 
         snprintf(bead, sizeof(bead), "%s", bead_of(rid));
@@ -285,7 +286,7 @@ TEST(start)
 TESTS(TESTLIB_CASE(start), TESTLIB_CASE(llm_calls_are_priced),
       TESTLIB_CASE(provider_errors_block_then_ralph_recovers),
       TESTLIB_CASE(auth_waits_longer_and_budget_never_recovers),
-      TESTLIB_CASE(escalation_blocks_until_the_decision_closes),
-      TESTLIB_CASE(cancel_and_hand_back), TESTLIB_CASE(a_persons_status_wins_over_a_late_finish),
+      TESTLIB_CASE(escalation_blocks_until_the_decision_closes), TESTLIB_CASE(cancel_and_hand_back),
+      TESTLIB_CASE(a_persons_status_wins_over_a_late_finish),
       TESTLIB_CASE(stuck_agents_go_idle_and_paused_ones_stay_paused),
       TESTLIB_CASE(project_sets_the_iteration_budget))

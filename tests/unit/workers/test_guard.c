@@ -98,6 +98,7 @@ TEST(long_time_without_writes)
 }
 
 TESTS(TESTLIB_CASE(repeats_count_until_the_worktree_changes),
-      TESTLIB_CASE(many_distinct_lists_do_not_overflow), TESTLIB_CASE(read_tree_more_than_five_times),
-      TESTLIB_CASE(reading_without_writing), TESTLIB_CASE(failing_build_and_tests),
-      TESTLIB_CASE(one_action_over_and_over), TESTLIB_CASE(long_time_without_writes))
+      TESTLIB_CASE(many_distinct_lists_do_not_overflow),
+      TESTLIB_CASE(read_tree_more_than_five_times), TESTLIB_CASE(reading_without_writing),
+      TESTLIB_CASE(failing_build_and_tests), TESTLIB_CASE(one_action_over_and_over),
+      TESTLIB_CASE(long_time_without_writes))
