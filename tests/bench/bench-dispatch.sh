@@ -167,5 +167,5 @@ printf '  %-60s %s (p99 %s ms)\n' 'latency p99 < 5 ms' "$(verdict less "$(get la
 printf '  %-60s %s (%s runs/s)\n' '>= 2,000 runs/s at 4 executors' \
 	"$(verdict less 1999.999 "$(rate loom 4)")" "$(rate loom 4)"
 printf '  %-60s %s\n' 'latency ahead of both peers (p50 and p99)' "$(verdict lat_ahead)"
-printf '  %-60s %s\n' 'throughput ahead of both peers, every level, every pg-boss row' \
+printf '  %-60s %s\n' 'throughput ahead of both peers (every E, both pg-boss rows)' \
 	"$(verdict tput_ahead)"
