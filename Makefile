@@ -6,6 +6,8 @@
 #   make check      install test packages, run unit, integration and e2e tests
 #   make lint       format check, banned functions, every header compiles alone
 #   make bench-api  wrk through nginx: API routes against a static file
+#   make bench-dispatch  bead → claimed run latency, claim+finish throughput, against
+#                   graphile-worker and pg-boss on the same durable PostgreSQL
 #
 # SANITIZE=address,undefined (or thread) builds everything with those sanitizers.
 
@@ -139,10 +141,22 @@ status:
 	@deploy/status.sh
 
 # ---- benchmarks ----------------------------------------------------------------------------
-.PHONY: bench-api
+.PHONY: bench-api bench-dispatch
 bench-api: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/bench-api.sh
+
+# The load program of bench-dispatch: libpq and threads only, none of Loom's objects.
+BENCH_DISPATCH := $(B)/tests/bench/bench_dispatch
+$(BENCH_DISPATCH): tests/bench/bench_dispatch.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -MF $@.d $(LDFLAGS) $< -o $@ $(LDLIBS)
+
+bench-dispatch: deps
+	@$(MAKE) --no-print-directory all $(BENCH_DISPATCH)
+	@LOOM_BIN_DIR=$(abspath $(BIN)) BENCH_DISPATCH=$(abspath $(BENCH_DISPATCH)) \
+		tests/bench/bench-dispatch.sh
 
 # ---- lint ----------------------------------------------------------------------------------
 C_FILES := $(shell git ls-files '*.c' '*.h' 2>/dev/null) $(wildcard fcgi/*.[ch] shared/*.[ch] workers/*.[ch])

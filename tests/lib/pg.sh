@@ -18,6 +18,10 @@
 #   tests/lib/pg.sh restart|stop-only|start-again|stop    (uses $PG_TEMP_DIR)
 #   tests/lib/pg.sh start                                 (prints export lines to eval)
 #
+# Environment read at every start: PG_TEMP_DURABLE=1 turns fsync, synchronous_commit and
+# full_page_writes back on (benchmarks of commits: make bench-dispatch); PG_TEMP_SHARED_BUFFERS
+# (32MB).
+#
 # As root, initdb and postgres run as the postgres user (PostgreSQL refuses root).
 
 _pg_temp_die() {
@@ -54,9 +58,11 @@ _pg_temp_port_free() { ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 source "$(dirname "${BASH_SOURCE[0]}")/trap.sh"
 
 _pg_temp_server_start() {
-	local bindir=$1 port=$2
+	local bindir=$1 port=$2 durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	[ "${PG_TEMP_DURABLE:-0}" != 1 ] ||
+		durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
 	_pg_temp_as_owner "$bindir/pg_ctl" -D "$PG_TEMP_DIR/data" -l "$PG_TEMP_DIR/server.log" -w -t 60 \
-		-o "-p $port -k $PG_TEMP_DIR/sock -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB" \
+		-o "-p $port -k $PG_TEMP_DIR/sock -c listen_addresses=127.0.0.1 $durability -c max_connections=200 -c shared_buffers=${PG_TEMP_SHARED_BUFFERS:-32MB}" \
 		start >/dev/null
 }
 
