@@ -92,6 +92,14 @@ int api_comments_create(struct request *req);
 int api_comments_update(struct request *req);
 int api_comments_delete(struct request *req);
 
+int api_beads_escalate(struct request *req);
+int api_decisions_list(struct request *req);
+int api_decisions_get(struct request *req);
+int api_decisions_decide(struct request *req);
+int api_analytics_stats(struct request *req);
+int api_events_stats(struct request *req);
+int api_logs_recent(struct request *req);
+
 int api_runs_list(struct request *req);
 int api_runs_get(struct request *req);
 int api_runs_cancel(struct request *req);
