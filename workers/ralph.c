@@ -8,7 +8,8 @@
  *     beads blocked for a transient cause another chance after a cool-down;
  *   - registers the provider from LOOM_PROVIDER_URL / LOOM_PROVIDER_API_KEY /
  *     LOOM_PROVIDER_MODEL when no provider exists yet (id "default");
- *   - probes providers that are new, changed, or last checked over 60 s ago, with
+ *   - probes providers that are new, changed, or last checked over 60 s ago (10 s when the
+ *     last probe failed), with
  *     GET {endpoint}/models (no tokens spent), and records healthy/failed, latency and error;
  *   - keeps the events table bounded (LOOM_EVENTS_RETENTION_DAYS, default 30), in batches.
  * Every change it makes is an event.  Ticks never overlap: the loop is single-threaded.
@@ -25,6 +26,7 @@
 #include <time.h>
 
 #define RALPH_PROBE_EVERY_S  "60"
+#define RALPH_PROBE_FAILED_S "10" /* a failed provider is retried sooner */
 #define RALPH_PROBE_TIMEOUT  10000
 #define RALPH_PROBE_MAX_BODY ((size_t)4 << 20)
 
@@ -41,7 +43,9 @@ static struct db_stmt ralph_due_stmt = {
         .name = "ralph_probe_due",
         .sql = "SELECT id, endpoint, api_key FROM providers"
                " WHERE status = 'pending' OR (status <> 'inactive' AND (last_heartbeat_at IS NULL"
-               "       OR last_heartbeat_at < now() - interval '" RALPH_PROBE_EVERY_S " seconds'))"
+               "       OR last_heartbeat_at < now() - interval '" RALPH_PROBE_EVERY_S " seconds'"
+               "       OR (status = 'failed' AND last_heartbeat_at < now() - interval "
+               "'" RALPH_PROBE_FAILED_S " seconds')))"
                " ORDER BY id LIMIT 20",
         .nparams = 0,
         .readonly = true,
