@@ -312,3 +312,29 @@ test('a person can cancel a run; the executor stops without writing more', async
   assert.equal(sql(`SELECT count(*) FROM actions WHERE run_id=${run.id}`), '0');
   assert.equal((await api('GET', `/api/v1/runs/${run.id}`)).body.state, 'canceled');
 });
+
+test('a context-length refusal shrinks the history and the call is made again; odd replies are read', async () => {
+  const p = await project();
+  await stubPost('/_stub/script', { beads: [{ match: '^Long talk$', replies: [
+    { think: 'Let me look first.', fence: true, prose: 'Sure, here it is:', actions: [{ type: 'read_tree' }] },
+    { fault: '400_context' },
+    'Some prose {"actions": [{"type": "done", "reason": "short enough",},],} trailing words',
+  ] }] });
+  const b = await newBead(p, { title: 'Long talk' });
+  const closed = await waitBead(b.id, (y) => y.status === 'closed', 'closed');
+  assert.equal(closed.context.terminal_reason, 'completed');
+  const run = (await api('GET', `/api/v1/beads/${b.id}/runs`)).body[0];
+  const calls = (await api('GET', `/api/v1/runs/${run.id}/llm-calls`)).body;
+  // (the stub picks its reply by the number of assistant messages it is sent, so the shrunk
+  // history replays an earlier reply once before the scripted last one)
+  assert.equal(calls[0].error_class, null);
+  assert.equal(calls[1].error_class, 'context_length');
+  assert.ok(calls.slice(2).every((c) => c.status === 'ok'), JSON.stringify(calls));
+  // the retried request carried less of the conversation, with a note saying so
+  const reqs = (await (await fetch(`${stubUrl}/_stub/requests`)).json())
+    .filter((q) => q.path === '/v1/chat/completions' && q.body.messages.some((m) => m.content.includes(`bead ${b.id}:`)));
+  const shrunk = reqs[2].body.messages;
+  assert.ok(reqs[1].body.messages.some((m) => m.role === 'assistant'));
+  assert.ok(!shrunk.some((m) => m.role === 'assistant'), 'the middle of the history was left out');
+  assert.ok(shrunk.some((m) => /older messages of this conversation left out/.test(m.content)), JSON.stringify(shrunk.map((m) => m.content.slice(0, 60))));
+});
