@@ -53,14 +53,19 @@ BEGIN
     RETURN (SELECT loom_decision_json(d) FROM beads d WHERE d.id = did);
 END $$;
 
--- POST /decisions/{id}/decide.  approve: the waiting bead goes back to open with the verdict in
--- its context; deny: it is closed as denied; needs_more_info: it goes back to open with the
--- rationale as the question its agent must answer.  The decision bead closes either way.
+-- POST /decisions/{id}/decide, with Loom's verdicts applied to the bead that waits:
+--   approve          the bead is closed (its work is approved);
+--   deny             it goes back to open and unassigned (triage), the rationale as a comment;
+--   needs_more_info  it goes back to its agent and is redispatched, the rationale as a comment
+--                    (the agent reads it in the bead's context on its next run).
+-- The decision bead closes either way; deciding twice is a conflict.
 CREATE FUNCTION loom_decision_decide(did text, verdict text, why text, decider text,
                                      actor text) RETURNS json LANGUAGE plpgsql AS $$
 DECLARE
     d beads;
+    w beads;
     waiting text;
+    note text := coalesce(nullif(why, ''), '(no rationale given)');
 BEGIN
     SELECT * INTO d FROM beads WHERE id = did FOR UPDATE;
     IF NOT FOUND OR d.type <> 'decision' THEN
@@ -71,18 +76,35 @@ BEGIN
                                            coalesce(d.context ->> 'decision', 'closed')));
     END IF;
     waiting := d.context ->> 'escalated_from';
-    IF waiting IS NOT NULL AND EXISTS (SELECT 1 FROM beads WHERE id = waiting) THEN
-        PERFORM loom_bead_apply(waiting, jsonb_build_object('context', jsonb_build_object(
-            'ceo_decision', verdict, 'ceo_rationale', why, 'ceo_decided_at', now())), actor);
-    END IF;
-    -- closing the decision reopens the waiting bead (trigger beads_decision_closed)
+    SELECT * INTO w FROM beads WHERE id = waiting FOR UPDATE;
+    -- closing the decision lifts its block (trigger beads_decision_closed reopens the bead)
     PERFORM loom_bead_apply(did, jsonb_build_object('status', 'closed', 'context',
         jsonb_build_object('decision', verdict, 'rationale', why, 'decider_id', decider,
                            'decided_at', now())), actor);
-    IF verdict = 'deny' AND waiting IS NOT NULL THEN
-        PERFORM loom_bead_apply(waiting, jsonb_build_object('status', 'closed', 'context',
-            jsonb_build_object('close_reason', 'denied: ' || coalesce(why, ''))), actor)
-        FROM beads WHERE id = waiting AND status <> 'closed';
+    IF w.id IS NOT NULL AND w.status <> 'closed' THEN
+        PERFORM loom_bead_apply(w.id, jsonb_build_object('context', jsonb_build_object(
+            'ceo_decision', verdict, 'ceo_rationale', why, 'ceo_decided_at', now(),
+            'ceo_decision_id', did)), actor);
+        IF verdict = 'approve' THEN
+            PERFORM loom_bead_apply(w.id, jsonb_build_object('status', 'closed', 'context',
+                jsonb_build_object('close_reason', 'approved by ' || decider || ': ' || note)),
+                actor);
+        ELSIF verdict = 'deny' THEN
+            PERFORM loom_bead_apply(w.id, jsonb_build_object('status', 'open',
+                                                             'assigned_to', NULL), actor);
+            PERFORM loom_comment_create(w.id, jsonb_build_object(
+                'author_id', decider, 'content', format('Denied (decision %s): %s', did, note)),
+                actor);
+        ELSE
+            PERFORM loom_bead_apply(w.id, jsonb_build_object('status', 'open', 'context',
+                jsonb_build_object('redispatch_requested', 'true', 'last_failed_at', NULL,
+                                   'requires_persona', (SELECT persona_name FROM agents
+                                                        WHERE id = w.assigned_to))), actor);
+            PERFORM loom_comment_create(w.id, jsonb_build_object(
+                'author_id', decider,
+                'content', format('More information needed (decision %s): %s', did, note)),
+                actor);
+        END IF;
     END IF;
     PERFORM loom_event('decision.decided', d.project_id, did, actor,
                        jsonb_build_object('decision_id', did, 'decision', verdict,

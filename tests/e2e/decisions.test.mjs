@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { api, assertError, footprint, newProject, newBead, sql } from './lib.mjs';
 
-test('escalate, decide: approve reopens the bead, deny closes it, twice is a conflict', async () => {
+test('escalate, decide: approve closes the bead, deny reopens it to triage, more info sends it back', async () => {
   const p = await newProject();
   const b = await newBead(p, { title: 'Pick a database' });
   let r = await api('POST', `/api/v1/beads/${b.id}/escalate`, { reason: 'PostgreSQL or SQLite?' });
@@ -26,19 +26,30 @@ test('escalate, decide: approve reopens the bead, deny closes it, twice is a con
   assert.equal(r.body.decider_id, 'ceo-jane');
   assert.equal(r.body.status, 'closed');
   bead = (await api('GET', `/api/v1/beads/${b.id}`)).body;
-  assert.equal(bead.status, 'open');
+  assert.equal(bead.status, 'closed');
   assert.equal(bead.context.ceo_decision, 'approve');
-  assert.equal(bead.context.ceo_rationale, 'PostgreSQL');
+  assert.equal(bead.context.close_reason, 'approved by ceo-jane: PostgreSQL');
   assertError(await api('POST', `/api/v1/decisions/${d.id}/decide`, { decision: 'deny' }), 409, 'already made');
   assert.equal((await api('GET', `/api/v1/decisions?project_id=${p}&status=closed`)).body[0].id, d.id);
   assert.equal(sql(`SELECT count(*) FROM events WHERE type='decision.decided' AND bead_id='${d.id}'`), '1');
 
-  const c = await newBead(p, { title: 'Rewrite in Rust' });
+  const c = await newBead(p, { title: 'Rewrite in Rust', assigned_to: 'someone' });
   const d2 = (await api('POST', `/api/v1/beads/${c.id}/escalate`, { reason: 'worth it?' })).body;
-  assert.equal((await api('POST', `/api/v1/decisions/${d2.id}/decide`, { decision: 'deny', rationale: 'no' })).status, 200);
+  assert.equal((await api('POST', `/api/v1/decisions/${d2.id}/decide`, { decision: 'deny', rationale: 'not now' })).status, 200);
   bead = (await api('GET', `/api/v1/beads/${c.id}`)).body;
-  assert.equal(bead.status, 'closed');
-  assert.equal(bead.context.close_reason, 'denied: no');
+  assert.equal(bead.status, 'open');
+  assert.equal(bead.assigned_to, null);
+  assert.equal(bead.context.ceo_decision, 'deny');
+  assert.match((await api('GET', `/api/v1/beads/${c.id}/comments`)).body.at(-1).content, /Denied \(decision .*\): not now/);
+
+  const e = await newBead(p, { title: 'Unclear task' });
+  const d3 = (await api('POST', `/api/v1/beads/${e.id}/escalate`, { reason: 'what is meant?' })).body;
+  assert.equal((await api('POST', `/api/v1/decisions/${d3.id}/decide`, { decision: 'needs_more_info', rationale: 'read the spec first' })).status, 200);
+  bead = (await api('GET', `/api/v1/beads/${e.id}`)).body;
+  assert.equal(bead.status, 'open');
+  assert.equal(bead.context.redispatch_requested, 'true');
+  assert.equal(bead.context.ceo_rationale, 'read the spec first');
+  assert.match((await api('GET', `/api/v1/beads/${e.id}/comments`)).body.at(-1).content, /More information needed/);
 });
 
 test('decision routes: bad input is a clear 4xx and changes nothing', async () => {
