@@ -44,8 +44,10 @@ static int dispatcher_tick(struct worker *w)
                 return rc;
         if (strcmp(PQgetvalue(res, 0, 0), "0") != 0)
                 log_info("queued %s runs", PQgetvalue(res, 0, 0));
+        /* a full batch: more beads may be ready, so tick again at once */
+        rc = strcmp(PQgetvalue(res, 0, 0), batch) == 0 ? 1 : ERR_OK;
         PQclear(res);
-        return ERR_OK;
+        return rc;
 }
 
 int main(void)

@@ -1061,7 +1061,7 @@ static int executor_tick(struct worker *w)
         guard_init(&run.guard);
         rc = exec_run(&run);
         history_release(&run.hist);
-        return rc;
+        return rc ? rc : 1; /* a run was worked: the queue may hold more, claim again now */
 }
 
 int main(void)

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static volatile sig_atomic_t worker_stop;
 
@@ -75,26 +76,73 @@ static int worker_prepare(struct worker *w)
         return ERR_OK;
 }
 
-/* Sleeps until a notification arrives, the poll interval passes or a signal comes. */
-static void worker_wait(struct worker *w, int ms)
+/* Milliseconds on the monotonic clock. */
+static long long worker_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Reads what the server sent without blocking and frees the notifications libpq holds,
+ * including those it buffered while reading the last statement's results.  True when there
+ * were any.  A broken connection is dropped (worker_prepare reconnects).
+ */
+static bool worker_drain(struct worker *w)
 {
         PGconn *conn = w->db.conn;
-        struct pollfd pfd;
         PGnotify *n;
+        bool any = false;
 
-        if (!conn) {
+        if (!conn)
+                return false;
+        if (!PQconsumeInput(conn)) {
+                log_warn("database connection lost while waiting: %s", PQerrorMessage(conn));
+                db_disconnect(&w->db);
+                return false;
+        }
+        while ((n = PQnotifies(conn))) {
+                PQfreemem(n);
+                any = true;
+        }
+        return any;
+}
+
+/*
+ * Sleeps until a notification arrives, ms pass or a signal comes.  Returns at once when a
+ * notification is already buffered: it may stand for a commit the last tick did not see.
+ */
+static void worker_wait(struct worker *w, int ms)
+{
+        struct pollfd pfd;
+
+        if (!w->db.conn) {
                 poll(NULL, 0, ms);
                 return;
         }
-        pfd.fd = PQsocket(conn);
-        pfd.events = POLLIN;
-        if (pfd.fd >= 0 && poll(&pfd, 1, ms) > 0 && !PQconsumeInput(conn)) {
-                log_warn("database connection lost while waiting: %s", PQerrorMessage(conn));
-                db_disconnect(&w->db);
+        if (worker_drain(w) || !w->db.conn)
                 return;
-        }
-        while ((n = PQnotifies(conn)))
-                PQfreemem(n);
+        pfd.fd = PQsocket(w->db.conn);
+        pfd.events = POLLIN;
+        if (pfd.fd >= 0 && poll(&pfd, 1, ms) > 0)
+                worker_drain(w);
+}
+
+/*
+ * Keeps ticks at least def->min_gap_ms apart, counted from the start of the last tick, so a
+ * burst of wake-ups costs one tick, not one each.  Notifications that arrive meanwhile are
+ * covered by the next tick and dropped.
+ */
+static void worker_gap(struct worker *w, long long tick_start_ms)
+{
+        long long left = tick_start_ms + w->def->min_gap_ms - worker_now_ms();
+
+        if (left <= 0 || worker_stop)
+                return;
+        poll(NULL, 0, (int)left);
+        worker_drain(w);
 }
 
 const volatile sig_atomic_t *worker_stop_flag(void)
@@ -106,6 +154,7 @@ int worker_main(const struct worker_def *def)
 {
         struct sigaction sa;
         struct worker w;
+        long long tick_start;
         int backoff = 100;
 
         memset(&w, 0, sizeof(w));
@@ -128,17 +177,26 @@ int worker_main(const struct worker_def *def)
                         continue;
                 }
                 backoff = 100;
-                if (!def->needs_leader || w.leader) {
-                        rc = def->tick(&w);
-                        w.ticks++;
-                        arena_reset(&w.arena);
-                        if (rc)
-                                log_warn("%s tick failed: %s (%s)", def->name, err_strerror(rc),
-                                         w.db.errmsg);
+                if (def->needs_leader && !w.leader) {
+                        /* a standby only retries the lock: wake-ups are the leader's business */
+                        poll(NULL, 0, def->poll_ms);
+                        worker_drain(&w);
+                        continue;
+                }
+                tick_start = worker_now_ms();
+                rc = def->tick(&w);
+                w.ticks++;
+                arena_reset(&w.arena);
+                if (rc < 0)
+                        log_warn("%s tick failed: %s (%s)", def->name, err_strerror(rc),
+                                 w.db.errmsg);
+                if (rc > 0) {
+                        /* more work is ready; wake-ups that came meanwhile are covered by it */
+                        worker_drain(&w);
+                        continue;
                 }
                 worker_wait(&w, def->poll_ms);
-                if (def->min_gap_ms > 0 && !worker_stop)
-                        poll(NULL, 0, def->min_gap_ms); /* notifications pile up meanwhile */
+                worker_gap(&w, tick_start);
         }
         log_info("%s stopping after %lu ticks", def->name, w.ticks);
         arena_release(&w.arena);

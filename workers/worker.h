@@ -6,7 +6,11 @@
  * tick function).  worker_main() connects (retrying with backoff while the database is down),
  * LISTENs, and calls tick on every notification and at least every poll interval, because a
  * notification sent while we reconnect is lost: a notification is a doorbell, never data.
- * SIGTERM/SIGINT end the loop after the current tick.
+ * Notifications libpq already buffered (read along with the last statement's results) count as
+ * a wake-up at once.  Ticks start at least min_gap_ms apart, so a burst of wake-ups costs one
+ * tick.  A tick that found work returns a positive value and is called again at once, without
+ * waiting.  A process that needs leadership and lacks it only retries the lock every poll
+ * interval.  SIGTERM/SIGINT end the loop after the current tick.
  */
 #ifndef LOOM_WORKER_H
 #define LOOM_WORKER_H
@@ -31,8 +35,12 @@ struct worker_def {
         const char *channel; /* LISTEN channel, or NULL */
         bool needs_leader;   /* only the lock holder ticks */
         int poll_ms;         /* longest sleep between ticks */
-        int min_gap_ms;      /* shortest time between ticks: coalesces bursts of wake-ups */
-        /* One unit of work; negative err_code on failure (logged, the loop goes on). */
+        int min_gap_ms;      /* shortest time from one tick's start to the next one's */
+        /*
+         * One unit of work.  Returns 0 when idle (wait for a notification or poll_ms), a
+         * positive value when it found work and more may be ready (tick again at once), or a
+         * negative err_code on failure (logged, then the loop waits as for 0).
+         */
         int (*tick)(struct worker *w);
 };
 
