@@ -3,12 +3,14 @@
  *
  * Leadership is a PostgreSQL advisory lock held for the life of the connection, so a second
  * dispatcher on another host idles until the first one's connection goes away.  It wakes on
- * loom_events notifications (at most one tick per 200 ms however many arrive) and polls every
- * second.  Each tick is one loom_dispatch() call (sql/004_runs.sql): ready beads in priority
- * order → the hinted persona's idle agent on a healthy provider → a queued run.  Decision beads
- * waiting for a person are skipped, a bead past LOOM_MAX_HOPS (20) dispatches is blocked, a
- * project runs at most LOOM_PROJECT_MAX_RUNS (3) at once, and a bead whose run failed waits
- * LOOM_DISPATCH_BACKOFF_SECONDS (120) before it is tried again.
+ * loom_dispatch notifications, which only the events that can make work dispatchable send
+ * (sql/007_dispatch_wakeup.sql), at most one tick per 10 ms however many arrive; it polls every
+ * second and ticks again at once after a full batch.  Each tick is one loom_dispatch() call
+ * (sql/004_runs.sql): ready beads in priority order → the hinted persona's idle agent on a
+ * healthy provider → a queued run.  Decision beads waiting for a person are skipped, a bead
+ * past LOOM_MAX_HOPS (20) dispatches is blocked, a project runs at most LOOM_PROJECT_MAX_RUNS
+ * (3) at once, and a bead whose run failed waits LOOM_DISPATCH_BACKOFF_SECONDS (120) before it
+ * is tried again.
  */
 #include "config.h"
 #include "err.h"
@@ -54,10 +56,10 @@ int main(void)
 {
         static const struct worker_def def = {
                 .name = "loom-dispatcher",
-                .channel = "loom_events",
+                .channel = "loom_dispatch",
                 .needs_leader = true,
                 .poll_ms = 1000,
-                .min_gap_ms = 200,
+                .min_gap_ms = 10,
                 .tick = dispatcher_tick,
         };
 
