@@ -180,6 +180,11 @@ void secret_key_forget(void)
         secret_have_key = false;
 }
 
+void secret_wipe(void *p, size_t len)
+{
+        sodium_memzero(p, len);
+}
+
 bool secret_is_sealed(const char *text)
 {
         return text && strncmp(text, SECRET_PREFIX, SECRET_PREFIX_LEN) == 0;

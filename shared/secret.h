@@ -44,6 +44,9 @@ bool secret_key_loaded(void) __attribute__((warn_unused_result));
 /* Wipes the key; later seals and opens fail until the next load. Cannot fail. */
 void secret_key_forget(void);
 
+/* Overwrites len bytes at p with zeros in a way the compiler keeps (sodium_memzero). */
+void secret_wipe(void *p, size_t len);
+
 /* Whether text has the form of a sealed value (the prefix; says nothing of authenticity). */
 bool secret_is_sealed(const char *text) __attribute__((warn_unused_result));
 
