@@ -12,7 +12,7 @@
 # SANITIZE=address,undefined (or thread) builds everything with those sanitizers.
 
 CC       ?= cc
-PKGS     := libpq json-c libcurl
+PKGS     := libpq json-c libcurl libsodium
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

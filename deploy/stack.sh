@@ -18,6 +18,8 @@
 #   LOOM_PG_FAST=1      fsync=off, full_page_writes=off, initdb --no-sync (tests only)
 #   LOOM_PROVIDER_URL, LOOM_PROVIDER_API_KEY, LOOM_PROVIDER_MODEL
 #                       registered as provider "default" by loom-ralph when there is none
+#   LOOM_SECRET_KEY     32 bytes (64 hex digits or base64) that seal stored API keys; unset:
+#                       <var>/secret.key, made (0600) on the first `up` and kept — back it up
 #   LOOM_DEMO=1         with no LOOM_PROVIDER_URL: supervise the scripted stub model
 #                       (tests/fixtures/llm-stub.mjs, deploy/demo/stub-script.json) on
 #                       LOOM_STUB_PORT (default HTTP port + 1) and use it as the provider
@@ -27,7 +29,8 @@
 #   PG_BINDIR           PostgreSQL server binaries           default newest /usr/lib/postgresql/*/bin
 #
 # Layout of <var>: pg/data (cluster), run/ (supervisor, FastCGI and pg/ sockets, pid files),
-# log/, conf/ (rendered configs + stack.env), nginx/ (prefix, temp paths), projects/, home/.
+# log/, conf/ (rendered configs + stack.env), nginx/ (prefix, temp paths), projects/, home/,
+# secret.key (unless LOOM_SECRET_KEY is set).
 # As root, nginx and the Loom programs run as www-data and PostgreSQL as postgres; otherwise
 # everything runs as the invoking user.
 #
@@ -311,6 +314,24 @@ SELECT 'CREATE DATABASE loom OWNER loom ENCODING ''UTF8''' WHERE NOT EXISTS (SEL
 SQL
 }
 
+# The key that seals provider API keys at rest (shared/secret.c): LOOM_SECRET_KEY, passed on to
+# the programs, or else <var>/secret.key, 32 random bytes in hex made once, readable by the
+# programs' user alone.  Losing it loses the stored keys (they must be registered again).
+ensure_secret_key() {
+	local f=$VAR/secret.key
+	[ -z "${LOOM_SECRET_KEY:-}" ] || return 0
+	[ ! -e "$f" ] || return 0
+	say "creating $f (it seals stored API keys: keep it, and back it up with the database)"
+	(
+		umask 077
+		od -An -tx1 -N32 -v /dev/urandom | tr -d ' \n' >"$f.new"
+		echo >>"$f.new"
+	)
+	[ "$(wc -c <"$f.new")" = 65 ] || die "cannot make $f from /dev/urandom"
+	[ "$(id -u)" != 0 ] || chown "$APP_USER:" "$f.new"
+	mv -f "$f.new" "$f"
+}
+
 migrate() {
 	as_user "$APP_USER" env LOOM_DATABASE_URL="$DB_URL" LOOM_VAR="$VAR" LOOM_LOG_LEVEL="$LOG_LEVEL" \
 		"$BIN_DIR/loom-migrate" --dir "$SQL_DIR" ${PERSONAS_DIR:+--personas "$PERSONAS_DIR"} ||
@@ -335,6 +356,12 @@ provider_env() {
 		[ -z "${!name:-}" ] || out+=",$name=\"$(supervisor_value "${!name}" "$name")\""
 	done
 	printf '%s' "$out"
+}
+
+# ,LOOM_SECRET_KEY="…" for loom-api and the workers that seal or open API keys, when it is set.
+secret_env() {
+	[ -z "${LOOM_SECRET_KEY:-}" ] ||
+		printf ',LOOM_SECRET_KEY="%s"' "$(supervisor_value "$LOOM_SECRET_KEY" LOOM_SECRET_KEY)"
 }
 
 # ,NAME="…",… for the worker tunables that are set in the caller's environment.
@@ -385,7 +412,7 @@ render_configs() {
 		SOCKET_OWNER_LINE="$socket_owner_line" DATABASE_URL="$(supervisor_value "$DB_URL")" \
 		LOG_LEVEL="$LOG_LEVEL" API_PROCS="$API_PROCS" API_THREADS="$API_THREADS" \
 		SSE_MAX_STREAMS="$SSE_MAX_STREAMS" EXECUTORS="$EXECUTORS" EXECUTORS_ON="$executors_on" \
-		PROVIDER_ENV="$(provider_env)" TUNABLES_ENV="$(tunables_env)" \
+		PROVIDER_ENV="$(provider_env)" TUNABLES_ENV="$(tunables_env)" SECRET_ENV="$(secret_env)" \
 		STUB_ON="$DEMO" STUB_PORT="$STUB_PORT" NODE="$(command -v node || echo node)"
 
 	# What `status` and tests/lib/stack.sh read back (may hold a password: 0600).
@@ -475,6 +502,7 @@ cmd_up() {
 		done
 	fi
 	[ "$PG_LOCAL" = 0 ] || init_cluster
+	ensure_secret_key
 	stage_demo
 	render_configs
 

@@ -42,3 +42,6 @@ cat <<EOM
   stop:       ${envhint}make down        (data stays in $var)
   logs:       $var/log/
 EOM
+if [ -z "${LOOM_SECRET_KEY:-}" ]; then
+	echo "  secret key: $var/secret.key (seals stored API keys: back it up with the database)"
+fi

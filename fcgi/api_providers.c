@@ -3,13 +3,16 @@
  * own model list.
  *
  * The API key is write-only: it goes in with POST/PUT and never comes out (responses say
- * has_api_key).  Registration and changes wake loom-ralph's prober through NOTIFY
- * loom_providers; the status then moves from pending to healthy or failed.
+ * has_api_key).  It is sealed here (shared/secret.c) before it reaches the database, which stores
+ * only providers.api_key_sealed, and opened only to call the provider.  Registration and changes
+ * wake loom-ralph's prober through NOTIFY loom_providers; the status then moves from pending to
+ * healthy or failed.
  */
 #include "api.h"
 #include "err.h"
 #include "httpc.h"
 #include "log.h"
+#include "secret.h"
 
 #include <json-c/json.h>
 #include <string.h>
@@ -61,7 +64,7 @@ static struct db_stmt provider_get_stmt = {
 /* The one place the key is read back: to call the provider, never to answer a client. */
 static struct db_stmt provider_target_stmt = {
         .name = "provider_target",
-        .sql = "SELECT endpoint, api_key FROM providers WHERE id = $1",
+        .sql = "SELECT endpoint, api_key_sealed FROM providers WHERE id = $1",
         .nparams = 1,
         .readonly = true,
 };
@@ -117,6 +120,34 @@ static int provider_check(struct request *req, json_object *body)
         return ERR_OK;
 }
 
+/*
+ * Swaps the body's plaintext "api_key" for "api_key_sealed" (null or "" stays a removal), so
+ * the database never sees the key itself; the plaintext in the parsed body is wiped.
+ */
+static int provider_seal_key(struct request *req, json_object *body)
+{
+        const char *sealed = NULL;
+        json_object *v;
+        int rc = ERR_OK;
+
+        if (!json_object_object_get_ex(body, "api_key", &v))
+                return ERR_OK;
+        if (v && json_object_get_string_len(v) > 0) {
+                rc = secret_seal(req->arena, json_object_get_string(v), &sealed);
+                /* json-c owns the string; wiping it in place is the only way to reach it */
+                secret_wipe((char *)json_object_get_string(v),
+                            (size_t)json_object_get_string_len(v));
+        }
+        json_object_object_del(body, "api_key");
+        if (rc) {
+                log_error("cannot seal an api key: %s", err_strerror(rc));
+                return http_fail(req, ERR_INTERNAL, "the API key could not be sealed");
+        }
+        json_object_object_add(body, "api_key_sealed",
+                               sealed ? json_object_new_string(sealed) : NULL);
+        return ERR_OK;
+}
+
 static const struct api_shape provider_list_shape = {0};
 static const struct api_shape provider_id_shape = {.id = provider_id_param};
 
@@ -150,6 +181,8 @@ int api_providers_create(struct request *req)
         json_object *body;
         int rc = api_start(req, &provider_create_shape, NULL, &body);
 
+        if (!rc)
+                rc = provider_seal_key(req, body);
         if (rc)
                 return rc;
         params[0] = api_json_text(body);
@@ -174,6 +207,8 @@ int api_providers_update(struct request *req)
         json_object *body;
         int rc = api_start(req, &provider_update_shape, &params[0], &body);
 
+        if (!rc)
+                rc = provider_seal_key(req, body);
         if (rc)
                 return rc;
         params[1] = api_json_text(body);
@@ -221,7 +256,11 @@ int api_providers_models(struct request *req)
         if (PQntuples(row) == 0)
                 return http_fail(req, ERR_NOT_FOUND, "provider %s not found", id);
         hr.url = arena_printf(req->arena, "%s/models", PQgetvalue(row, 0, 0));
-        hr.bearer = db_value(row, 0, 1);
+        rc = db_value(row, 0, 1) ? secret_open(req->arena, db_value(row, 0, 1), &hr.bearer)
+                                 : ERR_OK;
+        if (rc)
+                return http_fail(req, ERR_CONFLICT, "provider %s: %s", id,
+                                 secret_open_strerror(rc));
         strbuf_init(&res.body, PROVIDER_MODELS_MAX_BYTES);
         rc = httpc_perform(&hr, &res);
         if (!rc && res.status == 200)

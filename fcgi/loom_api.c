@@ -8,6 +8,7 @@
  *   LOOM_DATABASE_URL   libpq connection string
  *   LOOM_API_THREADS    request threads (default 4), each with one database connection
  *   LOOM_FCGI_LISTEN    unix path or host:port; unset = fd 0 from supervisord [fcgi-program]
+ *   LOOM_SECRET_KEY     the key that seals provider API keys, else <LOOM_VAR>/secret.key
  */
 #include "api.h"
 #include "config.h"
@@ -16,6 +17,7 @@
 #include "log.h"
 #include "query.h"
 #include "router.h"
+#include "secret.h"
 #include "server.h"
 
 #include <stdio.h>
@@ -67,8 +69,14 @@ int main(void)
                 .program = "loom-api",
                 .handler = api_handle,
         };
+        char err[512];
 
         log_setup("loom-api");
+        /* before the threads start: they only read the key */
+        if (secret_key_load(err, sizeof(err)) != 0) {
+                log_error("%s", err);
+                return 1;
+        }
         api_started_at = api_now();
         if (httpc_global_init() != 0) {
                 log_error("cannot initialise libcurl");

@@ -28,6 +28,7 @@
 #include "httpc.h"
 #include "llm.h"
 #include "log.h"
+#include "secret.h"
 #include "strbuf.h"
 #include "tools.h"
 #include "worker.h"
@@ -107,7 +108,7 @@ enum {
 static struct db_stmt exec_context_stmt = {
         .name = "exec_context",
         .sql = "SELECT b.title, b.description, b.priority, b.type, p.name, p.id,"
-               "       pe.description, pe.instructions, pv.endpoint, pv.api_key, pv.model,"
+               "       pe.description, pe.instructions, pv.endpoint, pv.api_key_sealed, pv.model,"
                "       pv.status, p.git_repo, p.default_branch,"
                "       coalesce(pv.context_window, 32768), coalesce(r.agent_id, ''),"
                "       coalesce(a.name, r.persona_name),"
@@ -943,9 +944,18 @@ static int exec_run(struct exec_run *run)
         snprintf(run->agent, sizeof(run->agent), "%s", PQgetvalue(ctx, 0, CTX_AGENT));
         run->agent_name = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_AGENT_NAME));
         run->endpoint = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_ENDPOINT));
-        run->api_key = db_value(ctx, 0, CTX_API_KEY)
-                               ? arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_API_KEY))
-                               : NULL;
+        /* opened into the tick's arena, which wipes it when the run is over */
+        run->api_key = NULL;
+        rc = db_value(ctx, 0, CTX_API_KEY)
+                     ? secret_open(&run->w->arena, PQgetvalue(ctx, 0, CTX_API_KEY), &run->api_key)
+                     : ERR_OK;
+        if (rc) {
+                PQclear(ctx);
+                exec_finish(run, "provider_error",
+                            arena_printf(&run->w->arena, "provider API key: %s",
+                                         secret_open_strerror(rc)));
+                return ERR_OK;
+        }
         run->model = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_MODEL));
         run->default_branch = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_DEFAULT_BRANCH));
         run->merge = strcmp(PQgetvalue(ctx, 0, CTX_GIT_STRATEGY), "direct") == 0;
@@ -1073,8 +1083,13 @@ int main(void)
                 .poll_ms = 1000,
                 .tick = executor_tick,
         };
+        char err[512];
 
         log_setup("loom-executor");
+        if (secret_key_load(err, sizeof(err)) != 0) {
+                log_error("%s", err);
+                return 1;
+        }
         if (httpc_global_init() != 0) {
                 log_error("cannot initialise libcurl");
                 return 1;

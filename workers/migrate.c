@@ -9,11 +9,18 @@
  *
  * --personas DIR loads DIR/<name>/SKILL.md into the personas table after the schema is current
  * (rows that a person edited through the API are left alone).
+ *
+ * Then provider API keys stored in plaintext before migration 009 are sealed (shared/secret.c)
+ * into providers.api_key_sealed and the plaintext cleared, so no other program ever meets one.
+ * The secret key (LOOM_SECRET_KEY, else <LOOM_VAR>/secret.key) is loaded whenever one is
+ * configured, so `make up` fails here, with the reason, on a bad key; with neither variable set
+ * it is needed only when there is a key to seal.
  */
 #include "config.h"
 #include "db.h"
 #include "err.h"
 #include "log.h"
+#include "secret.h"
 #include "skill.h"
 #include "arena.h"
 #include "strbuf.h"
@@ -52,6 +59,19 @@ static struct db_stmt migrate_record_stmt = {
         .name = "migrate_record",
         .sql = "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
         .nparams = 3,
+};
+
+/* Locks what it returns: run inside the transaction that seals. */
+static struct db_stmt migrate_plain_keys_stmt = {
+        .name = "migrate_plain_keys",
+        .sql = "SELECT id, api_key FROM providers WHERE api_key IS NOT NULL ORDER BY id FOR UPDATE",
+        .nparams = 0,
+};
+
+static struct db_stmt migrate_seal_key_stmt = {
+        .name = "migrate_seal_key",
+        .sql = "UPDATE providers SET api_key_sealed = $2, api_key = NULL WHERE id = $1",
+        .nparams = 2,
 };
 
 struct migration {
@@ -349,6 +369,81 @@ static int migrate_personas(struct db *db, const char *dir)
         return rc;
 }
 
+/* Seals row i of a migrate_plain_keys result. */
+static int migrate_seal_key(struct db *db, struct arena *arena, PGresult *keys, int i)
+{
+        const char *params[2] = {PQgetvalue(keys, i, 0), NULL};
+        PGresult *res = NULL;
+        int rc = secret_seal(arena, PQgetvalue(keys, i, 1), &params[1]);
+
+        if (rc) {
+                log_error("cannot seal the API key of provider %s: %s", params[0],
+                          err_strerror(rc));
+                return rc;
+        }
+        rc = db_exec(db, &migrate_seal_key_stmt, params, &res);
+        if (rc)
+                log_error("cannot store the sealed API key of provider %s: %s", params[0],
+                          db->errmsg);
+        PQclear(res);
+        return rc;
+}
+
+/* Clears the plaintext keys a result holds before it is freed. */
+static void migrate_wipe_keys(PGresult *keys)
+{
+        for (int i = 0; keys && i < PQntuples(keys); i++)
+                secret_wipe(PQgetvalue(keys, i, 1), (size_t)PQgetlength(keys, i, 1));
+}
+
+/* Seals every plaintext provider key in one transaction (under the migration lock). */
+static int migrate_seal_keys(struct db *db)
+{
+        PGresult *keys = NULL;
+        struct arena arena;
+        int rc = migrate_sql(db, "BEGIN"), n = 0;
+
+        if (rc)
+                return rc;
+        arena_init(&arena, 0);
+        rc = db_exec(db, &migrate_plain_keys_stmt, NULL, &keys);
+        if (!rc)
+                n = PQntuples(keys);
+        if (!rc && n > 0 && !secret_key_loaded()) {
+                log_error("%d provider API keys are stored in plaintext and there is no secret key "
+                          "to seal them with: set LOOM_SECRET_KEY, or LOOM_VAR to the directory "
+                          "whose secret.key holds it",
+                          n);
+                rc = ERR_INVALID;
+        }
+        for (int i = 0; !rc && i < n; i++)
+                rc = migrate_seal_key(db, &arena, keys, i);
+        migrate_wipe_keys(keys);
+        PQclear(keys);
+        arena_release(&arena);
+        if (!rc)
+                rc = migrate_sql(db, "COMMIT");
+        else if (migrate_sql(db, "ROLLBACK"))
+                db_disconnect(db);
+        if (!rc && n > 0)
+                log_info("sealed %d provider API keys stored in plaintext before 009_secrets", n);
+        return rc;
+}
+
+/* The secret key when one is configured (a bad one is an error); none is fine until needed. */
+static int migrate_load_key(void)
+{
+        char err[512];
+        int rc;
+
+        if (!config_str("LOOM_SECRET_KEY", NULL) && !config_str("LOOM_VAR", NULL))
+                return ERR_OK;
+        rc = secret_key_load(err, sizeof(err));
+        if (rc)
+                log_error("%s", err);
+        return rc;
+}
+
 int main(int argc, char **argv)
 {
         const char *dir = "sql", *personas = NULL;
@@ -372,15 +467,20 @@ int main(int argc, char **argv)
                         return 1;
                 }
         }
+        if (!dry && migrate_load_key() != ERR_OK)
+                return 2;
         db_init(&db, config_database_url());
         rc = db_connect(&db);
         if (rc) {
                 log_error("cannot connect to the database (LOOM_DATABASE_URL): %s", db.errmsg);
         } else {
                 rc = migrate_run(&db, dir, dry);
+                if (!rc && !dry)
+                        rc = migrate_seal_keys(&db);
                 if (!rc && personas && !dry)
                         rc = migrate_personas(&db, personas);
         }
         db_release(&db);
+        secret_key_forget();
         return rc ? 2 : 0;
 }

@@ -7,7 +7,8 @@
  *   - resets agents stuck "working" with no live run; blocks beads whose errors loop; gives
  *     beads blocked for a transient cause another chance after a cool-down;
  *   - registers the provider from LOOM_PROVIDER_URL / LOOM_PROVIDER_API_KEY /
- *     LOOM_PROVIDER_MODEL when no provider exists yet (id "default");
+ *     LOOM_PROVIDER_MODEL when no provider exists yet (id "default"), the key sealed
+ *     (shared/secret.c) like every stored key;
  *   - probes providers that are new, changed, or last checked over 60 s ago (10 s when the
  *     last probe failed), with
  *     GET {endpoint}/models (no tokens spent), and records healthy/failed, latency and error;
@@ -18,6 +19,7 @@
 #include "err.h"
 #include "httpc.h"
 #include "log.h"
+#include "secret.h"
 #include "worker.h"
 
 #include <stdbool.h>
@@ -41,7 +43,7 @@ static struct db_stmt ralph_prune_events_stmt = {
 
 static struct db_stmt ralph_due_stmt = {
         .name = "ralph_probe_due",
-        .sql = "SELECT id, endpoint, api_key FROM providers"
+        .sql = "SELECT id, endpoint, api_key_sealed FROM providers"
                " WHERE status = 'pending' OR (status <> 'inactive' AND (last_heartbeat_at IS NULL"
                "       OR last_heartbeat_at < now() - interval '" RALPH_PROBE_EVERY_S " seconds'"
                "       OR (status = 'failed' AND last_heartbeat_at < now() - interval "
@@ -60,25 +62,39 @@ static struct db_stmt ralph_probed_stmt = {
 static struct db_stmt ralph_bootstrap_stmt = {
         .name = "ralph_bootstrap",
         .sql = "SELECT loom_provider_create(jsonb_build_object('id', 'default', 'name',"
-               " 'Default provider', 'endpoint', $1::text, 'api_key', $2::text, 'model',"
+               " 'Default provider', 'endpoint', $1::text, 'api_key_sealed', $2::text, 'model',"
                " coalesce($3::text, '')), 'loom-ralph')"
                " WHERE NOT EXISTS (SELECT 1 FROM providers)",
         .nparams = 3,
 };
 
-/* Probes one provider and records the outcome. */
-static int ralph_probe(struct worker *w, const char *id, const char *endpoint, const char *key)
+/* Records a probe's outcome: err "" for healthy. */
+static int ralph_probed(struct worker *w, const char *id, double ms, const char *err)
 {
-        struct httpc_request hr = {.method = "GET",
-                                   .bearer = key,
-                                   .connect_timeout_ms = 3000,
-                                   .timeout_ms = RALPH_PROBE_TIMEOUT};
-        struct httpc_response res;
-        char url[1100], latency[24], err[320];
-        const char *params[4] = {id, "false", latency, err};
+        char latency[24];
+        const char *params[4] = {id, *err ? "false" : "true", latency, *err ? err : NULL};
         PGresult *out;
         int rc;
 
+        snprintf(latency, sizeof(latency), "%.0f", ms);
+        if (*err)
+                log_warn("provider %s failed its probe: %s", id, err);
+        rc = db_exec(&w->db, &ralph_probed_stmt, params, &out);
+        PQclear(out);
+        return rc;
+}
+
+/* Probes one provider (sealed: its stored key, or NULL) and records the outcome. */
+static int ralph_probe(struct worker *w, const char *id, const char *endpoint, const char *sealed)
+{
+        struct httpc_request hr = {
+                .method = "GET", .connect_timeout_ms = 3000, .timeout_ms = RALPH_PROBE_TIMEOUT};
+        struct httpc_response res;
+        char url[1100], err[320];
+        int rc = sealed ? secret_open(&w->arena, sealed, &hr.bearer) : ERR_OK;
+
+        if (rc)
+                return ralph_probed(w, id, 0, secret_open_strerror(rc));
         snprintf(url, sizeof(url), "%s/models", endpoint);
         hr.url = url;
         strbuf_init(&res.body, RALPH_PROBE_MAX_BODY);
@@ -89,14 +105,7 @@ static int ralph_probe(struct worker *w, const char *id, const char *endpoint, c
                 snprintf(err, sizeof(err), "%s", res.error);
         else if (res.status != 200)
                 snprintf(err, sizeof(err), "GET /models answered HTTP %ld", res.status);
-        else
-                params[1] = "true";
-        snprintf(latency, sizeof(latency), "%.0f", res.total_ms);
-        if (err[0])
-                log_warn("provider %s failed its probe: %s", id, err);
-        rc = db_exec(&w->db, &ralph_probed_stmt, params, &out);
-        PQclear(out);
-        return rc;
+        return ralph_probed(w, id, res.total_ms, err);
 }
 
 static int ralph_probe_due(struct worker *w)
@@ -116,14 +125,22 @@ static int ralph_probe_due(struct worker *w)
 static int ralph_bootstrap_provider(struct worker *w)
 {
         static bool done;
-        const char *params[3];
+        const char *params[3] = {NULL}, *key;
         PGresult *res;
         int rc;
 
         params[0] = config_str("LOOM_PROVIDER_URL", NULL);
         if (done || !params[0])
                 return ERR_OK;
-        params[1] = config_str("LOOM_PROVIDER_API_KEY", NULL);
+        key = config_str("LOOM_PROVIDER_API_KEY", NULL);
+        if (key) {
+                rc = secret_seal(&w->arena, key, &params[1]);
+                if (rc) {
+                        log_error("cannot seal LOOM_PROVIDER_API_KEY: %s", err_strerror(rc));
+                        done = true;
+                        return rc;
+                }
+        }
         params[2] = config_str("LOOM_PROVIDER_MODEL", NULL);
         rc = db_exec(&w->db, &ralph_bootstrap_stmt, params, &res);
         if (rc) {
@@ -265,8 +282,13 @@ int main(void)
                 .min_gap_ms = 100,
                 .tick = ralph_tick,
         };
+        char err[512];
 
         log_setup("loom-ralph");
+        if (secret_key_load(err, sizeof(err)) != 0) {
+                log_error("%s", err);
+                return 1;
+        }
         def.poll_ms = (int)config_long("LOOM_RALPH_INTERVAL_MS", 10000, 100, 600000);
         if (httpc_global_init() != 0) {
                 log_error("cannot initialise libcurl");
