@@ -6,7 +6,7 @@
 set -euo pipefail
 
 RUN_PKGS=(build-essential pkg-config libfcgi-dev libfcgi-bin libpq-dev libjson-c-dev
-	libcurl4-openssl-dev libsodium-dev nginx supervisor postgresql curl ca-certificates git)
+	libcurl4-openssl-dev libsodium-dev libargon2-dev nginx supervisor postgresql curl ca-certificates git)
 # chromium: the headless browser that tests/e2e/ui.test.mjs drives through playwright-core
 TEST_PKGS=(clang-format wrk procps iproute2 chromium)
 

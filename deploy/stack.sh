@@ -332,9 +332,25 @@ ensure_secret_key() {
 	mv -f "$f.new" "$f"
 }
 
+# The first admin's password: LOOM_ADMIN_PASSWORD, else a random one made on the first run;
+# kept in <var>/admin-password (mode 0600) for `make up` to print.  loom-migrate creates the
+# admin with it only while no admin exists, so a password changed in the UI stays changed.
+admin_password() {
+	local f=$VAR/admin-password
+	if [ -n "${LOOM_ADMIN_PASSWORD:-}" ]; then
+		(umask 077 && printf '%s\n' "$LOOM_ADMIN_PASSWORD" >"$f")
+	elif [ ! -s "$f" ]; then
+		(umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$f")
+		: >"$VAR/run/admin-password.new"
+	fi
+	head -n 1 "$f"
+}
+
 migrate() {
+	local pw
+	pw=$(admin_password)
 	as_user "$APP_USER" env LOOM_DATABASE_URL="$DB_URL" LOOM_VAR="$VAR" LOOM_LOG_LEVEL="$LOG_LEVEL" \
-		"$BIN_DIR/loom-migrate" --dir "$SQL_DIR" ${PERSONAS_DIR:+--personas "$PERSONAS_DIR"} ||
+		LOOM_ADMIN_PASSWORD="$pw" "$BIN_DIR/loom-migrate" --dir "$SQL_DIR" ${PERSONAS_DIR:+--personas "$PERSONAS_DIR"} ||
 		fail_with_logs "loom-migrate failed"
 }
 

@@ -34,7 +34,16 @@ if [ "$LOOM_DEMO" = 1 ]; then
               LOOM_PROVIDER_MODEL (any OpenAI-compatible endpoint) to use a real one.
 EOM
 fi
-# --- admin credentials: printed here once the auth work lands (first-run admin user). ---
+# The first admin's password is shown once, on the run that made it; later runs say where it is.
+if [ -e "$var/run/admin-password.new" ]; then
+	cat <<EOM
+  login:      admin / $(head -n 1 "$var/admin-password")
+              (shown once; also in $var/admin-password, mode 0600 — change it in the UI)
+EOM
+	rm -f "$var/run/admin-password.new"
+else
+	echo "  login:      admin, password in $var/admin-password (unless changed since)"
+fi
 envhint=
 [ -z "${LOOM_VAR:-}" ] || envhint="LOOM_VAR=$var "
 cat <<EOM

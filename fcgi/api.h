@@ -131,4 +131,21 @@ int api_providers_models(struct request *req);
 int api_work_graph(struct request *req);
 int api_events_list(struct request *req);
 
+int api_auth_login(struct request *req);
+int api_auth_logout(struct request *req);
+int api_auth_refresh(struct request *req);
+int api_auth_me(struct request *req);
+int api_auth_change_password(struct request *req);
+int api_auth_keys_list(struct request *req);
+int api_auth_keys_create(struct request *req);
+int api_auth_keys_revoke(struct request *req);
+int api_auth_users_list(struct request *req);
+int api_auth_users_create(struct request *req);
+int api_auth_users_update(struct request *req);
+int api_auth_check(struct request *req);
+int api_audit_list(struct request *req);
+int api_members_list(struct request *req);
+int api_members_add(struct request *req);
+int api_members_remove(struct request *req);
+
 #endif

@@ -36,11 +36,17 @@ void http_request_init(struct request *req, FCGX_Request *fcgx, struct arena *ar
         if (!*req->request_id)
                 req->request_id = param(fcgx, "HTTP_X_REQUEST_ID");
         req->actor = "api";
+        req->ip = param(fcgx, "REMOTE_ADDR");
         if (strcmp(req->method, "HEAD") == 0) {
                 req->method = "GET";
                 req->head = true;
         }
         strbuf_init(&req->headers, 8192);
+}
+
+const char *http_param(const struct request *req, const char *name)
+{
+        return param(req->fcgx, name);
 }
 
 void http_request_release(struct request *req)
@@ -127,6 +133,12 @@ int http_status_for(int err)
                 return 503;
         case ERR_BAD_GATEWAY:
                 return 502;
+        case ERR_UNAUTHORIZED:
+                return 401;
+        case ERR_FORBIDDEN:
+                return 403;
+        case ERR_RATE_LIMITED:
+                return 429;
         default:
                 return 500;
         }

@@ -34,6 +34,18 @@ struct query_param {
         bool used;
 };
 
+/* Who sent a request, once fcgi/auth.c has checked the credential (id 0: nobody yet). */
+struct request_user {
+        long long id;
+        const char *username;  /* arena */
+        const char *role;      /* admin, user, viewer, service */
+        const char *kind;      /* "session" or "api_key" */
+        const char *csrf;      /* the session's CSRF token; NULL for API keys */
+        const char *key_perms; /* an API key's permission list ("{a,b}"), or NULL: the role's */
+        long long credential_id;
+        bool cookie; /* the credential came in the session cookie (CSRF rules apply) */
+};
+
 struct request {
         FCGX_Request *fcgx; /* NULL in unit tests */
         struct arena *arena;
@@ -45,7 +57,9 @@ struct request {
         const char *content_type;
         const char *content_length;
         const char *request_id;
-        const char *actor; /* who acts: "api" until authentication exists */
+        const char *actor; /* who acts: the user name once authenticated, else "api" */
+        const char *ip;    /* REMOTE_ADDR */
+        struct request_user user;
         /* filled by the router */
         const struct route *route;
         const char *params[HTTP_MAX_PARAMS];
@@ -64,6 +78,8 @@ struct request {
 
 /* Reads the CGI parameters of fcgx into req (strings borrowed until FCGX_Finish_r). */
 void http_request_init(struct request *req, FCGX_Request *fcgx, struct arena *arena, struct db *db);
+/* A CGI parameter (e.g. "HTTP_COOKIE"), borrowed until FCGX_Finish_r; "" when absent. */
+const char *http_param(const struct request *req, const char *name);
 /* Releases what http_request_init allocated outside the arena. */
 void http_request_release(struct request *req);
 

@@ -9,8 +9,12 @@
  *   LOOM_API_THREADS    request threads (default 4), each with one database connection
  *   LOOM_FCGI_LISTEN    unix path or host:port; unset = fd 0 from supervisord [fcgi-program]
  *   LOOM_SECRET_KEY     the key that seals provider API keys, else <LOOM_VAR>/secret.key
+ *   LOOM_SESSION_IDLE_SECONDS, LOOM_SESSION_MAX_SECONDS   session lifetimes (8 h idle, 7 days)
+ *   LOOM_LOGIN_MAX_FAILURES (5 per user), LOOM_LOGIN_MAX_FAILURES_PER_IP (20),
+ *   LOOM_LOGIN_WINDOW_SECONDS (900)   login throttling: 429 with Retry-After past the limit
  */
 #include "api.h"
+#include "auth.h"
 #include "config.h"
 #include "err.h"
 #include "httpc.h"
@@ -39,11 +43,17 @@ static void api_handle(FCGX_Request *fcgx, struct server_thread *t)
         }
         switch (route_find(loom_routes, loom_routes_count, &req, &route, allow, sizeof(allow))) {
         case ROUTE_FOUND:
-                rc = query_parse(&req);
+                rc = auth_request(&req, route->permission);
+                if (!rc)
+                        rc = query_parse(&req);
                 if (!rc)
                         rc = route->handler(&req);
                 break;
         case ROUTE_NO_METHOD:
+                if (!auth_has_credential(&req)) {
+                        rc = auth_request(&req, "self"); /* 401: say nothing about the API */
+                        break;
+                }
                 http_add_header(&req, "Allow", allow);
                 rc = http_fail(&req, ERR_METHOD,
                                "method %.10s is not allowed on %.200s (allowed: "
@@ -54,6 +64,10 @@ static void api_handle(FCGX_Request *fcgx, struct server_thread *t)
                 rc = http_fail(&req, ERR_INVALID, "malformed path");
                 break;
         default:
+                if (!auth_has_credential(&req) && strncmp(req.path, "/api/", 5) == 0) {
+                        rc = auth_request(&req, "self");
+                        break;
+                }
                 rc = http_fail(&req, ERR_NOT_FOUND, "no route for %.10s %.200s", req.method,
                                req.path);
         }
@@ -68,6 +82,8 @@ int main(void)
         struct server_config cfg = {
                 .program = "loom-api",
                 .handler = api_handle,
+                /* a connection opened mid-request sees no project until loom_auth() scopes it */
+                .db_session_sql = "SET loom.scope = 'member'; SET loom.uid = ''",
         };
         char err[512];
 

@@ -126,6 +126,7 @@ int server_run(const struct server_config *cfg)
                 ctxs[i].listen_fd = listen_fd;
                 ctxs[i].thread.index = i;
                 db_init(&ctxs[i].thread.db, config_database_url());
+                ctxs[i].thread.db.session_sql = cfg->db_session_sql;
                 arena_init(&ctxs[i].thread.arena, 0);
                 if (pthread_create(&tid, &attr, server_thread_main, &ctxs[i]) != 0) {
                         log_error("cannot start thread %d: %s", i, strerror(errno));

@@ -29,6 +29,7 @@ struct server_thread {
 typedef void (*server_handler)(FCGX_Request *fcgx, struct server_thread *t);
 
 struct server_config {
+        const char *db_session_sql; /* run on each new database connection (struct db) */
         const char *program;
         int threads;
         server_handler handler;

@@ -69,6 +69,7 @@ struct sse_conn {
         int64_t progress_ms;  /* the socket last took bytes */
         int64_t last_id;      /* streams: every matching event up to this id was sent */
         char *project_id;     /* stream filters; NULL = any */
+        char *projects;       /* the projects the user may watch: ",a,b,"; NULL = all */
         char *type;           /* exact event type */
         const char *type_prefix; /* static; "log." for the logs stream */
         struct strbuf *params;   /* PARAMS bytes while they arrive */

@@ -40,6 +40,7 @@ struct stream_req {
         const char *query;
         const char *last_event_id; /* the Last-Event-ID header; "" when absent */
         const char *request_id;
+        const char *projects; /* LOOM_PROJECTS from nginx's auth_request: "*" or "a,b" */
         bool head;
 };
 
@@ -53,6 +54,7 @@ static const struct {
         {"QUERY_STRING", offsetof(struct stream_req, query)},
         {"HTTP_LAST_EVENT_ID", offsetof(struct stream_req, last_event_id)},
         {"REQUEST_ID", offsetof(struct stream_req, request_id)},
+        {"LOOM_PROJECTS", offsetof(struct stream_req, projects)},
 };
 
 /* What the query string and Last-Event-ID ask for, validated. */
@@ -71,7 +73,7 @@ static int stream_read_params(struct sse_server *srv, const uint8_t *buf, size_t
         size_t pos = 0;
         int rc;
 
-        *r = (struct stream_req){"", "", "", "", "", "", false};
+        *r = (struct stream_req){"", "", "", "", "", "", "", false};
         while ((rc = sse_fcgi_nv_next(buf, len, &pos, &nv)) == 1) {
                 for (size_t i = 0; i < sizeof(stream_params) / sizeof(stream_params[0]); i++) {
                         const char **slot =
@@ -241,6 +243,34 @@ static void stream_advance(struct sse_conn *c)
         }
 }
 
+/* ",a,b," from "a,b", so a member check is one strstr of ",id,". */
+static char *stream_project_set(const char *list)
+{
+        size_t n = strlen(list);
+        char *set = xmalloc(n + 3);
+
+        set[0] = ',';
+        memcpy(set + 1, list, n);
+        set[n + 1] = ',';
+        set[n + 2] = '\0';
+        return set;
+}
+
+/* True when the projects set (NULL: all) holds id. */
+static bool stream_project_in(const char *set, const char *id, size_t len)
+{
+        const char *p = set;
+
+        if (!set)
+                return true;
+        while ((p = strstr(p, id)) != NULL) {
+                if (p[-1] == ',' && p[len] == ',')
+                        return true;
+                p += len;
+        }
+        return false;
+}
+
 static void stream_start(struct sse_conn *c, const struct stream_req *r,
                          const struct stream_route *route, const struct stream_filter *f)
 {
@@ -256,6 +286,7 @@ static void stream_start(struct sse_conn *c, const struct stream_req *r,
                 return;
         }
         c->project_id = f->project_id ? xstrdup(f->project_id) : NULL;
+        c->projects = strcmp(r->projects, "*") == 0 ? NULL : stream_project_set(r->projects);
         c->type = f->type ? xstrdup(f->type) : NULL;
         c->type_prefix = route->type_prefix;
         c->last_id = from;
@@ -336,6 +367,13 @@ void sse_stream_request(struct sse_conn *c, const uint8_t *params, size_t len)
                 stream_fail(c, &r, 405, "Allow: GET, HEAD\r\n", msg);
                 return;
         }
+        /* nginx's auth_request vouches for the user; without it nobody does */
+        if (!*r.projects) {
+                stream_fail(c, &r, 401, "",
+                            "authentication required: streams are served behind nginx's "
+                            "auth_request (log in first)");
+                return;
+        }
         memset(&req, 0, sizeof(req));
         req.arena = &c->srv->arena;
         req.query = r.query;
@@ -343,12 +381,26 @@ void sse_stream_request(struct sse_conn *c, const uint8_t *params, size_t len)
                 stream_fail(c, &r, 400, "", req.error);
                 return;
         }
+        if (f.project_id && strcmp(r.projects, "*") != 0) {
+                char *set = stream_project_set(r.projects);
+                bool in = stream_project_in(set, f.project_id, strlen(f.project_id));
+
+                free(set);
+                if (!in) {
+                        snprintf(msg, sizeof(msg), "project %.64s not found", f.project_id);
+                        stream_fail(c, &r, 404, "", msg);
+                        return;
+                }
+        }
         stream_admit(c, &r, route, &f);
 }
 
 bool sse_stream_matches(const struct sse_conn *c, const struct sse_event *ev)
 {
         if (c->project_id && strcmp(c->project_id, ev->project_id) != 0)
+                return false;
+        if (c->projects && ev->project_id[0] &&
+            !stream_project_in(c->projects, ev->project_id, strlen(ev->project_id)))
                 return false;
         if (c->type && strcmp(c->type, ev->type) != 0)
                 return false;
@@ -410,8 +462,10 @@ void sse_stream_forget(struct sse_conn *c)
         sse_list_remove(&c->link);
         sse_list_remove(&c->lru);
         free(c->project_id);
+        free(c->projects);
         free(c->type);
         c->project_id = NULL;
+        c->projects = NULL;
         c->type = NULL;
         c->type_prefix = NULL;
 }

@@ -17,6 +17,7 @@
 #define SQLSTATE_INVALID   "LM400"
 #define SQLSTATE_NOT_FOUND "LM404"
 #define SQLSTATE_CONFLICT  "LM409"
+#define SQLSTATE_FORBIDDEN "LM403"
 
 #define DB_MAX_TRANSIENT_RETRIES 3
 
@@ -111,7 +112,11 @@ int db_connect(struct db *db)
                 return ERR_UNAVAILABLE;
         }
         res = PQexec(db->conn, db_session_setup);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        if (PQresultStatus(res) == PGRES_COMMAND_OK && db->session_sql) {
+                PQclear(res);
+                res = PQexec(db->conn, db->session_sql);
+        }
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
                 log_warn("database session setup failed: %s", PQerrorMessage(db->conn));
                 PQclear(res);
                 db_disconnect(db);
@@ -133,7 +138,9 @@ int db_map_sqlstate(const char *s)
                 return ERR_NOT_FOUND;
         if (strcmp(s, SQLSTATE_CONFLICT) == 0)
                 return ERR_CONFLICT;
-        if (strcmp(s, "23505") == 0) /* unique_violation */
+        if (strcmp(s, SQLSTATE_FORBIDDEN) == 0 || strcmp(s, "42501") == 0)
+                return ERR_FORBIDDEN; /* ours, or a row-level security refusal */
+        if (strcmp(s, "23505") == 0)  /* unique_violation */
                 return ERR_CONFLICT;
         if (strncmp(s, "22", 2) == 0 || strncmp(s, "23", 2) == 0)
                 return ERR_INVALID; /* data exception, integrity constraint */

@@ -34,6 +34,7 @@ struct db {
         uint64_t generation;             /* bumps on every new connection */
         uint64_t prepared[DB_MAX_STMTS]; /* generation in which slot i was prepared */
         int64_t last_fail_ms;            /* monotonic time of the last failed connect */
+        const char *session_sql;         /* run on every new connection after the setup, or NULL */
         /* the last error, valid after a call returned non-zero */
         int err;
         char sqlstate[6];

@@ -26,6 +26,12 @@ const char *err_strerror(int code)
                 return "internal error";
         case ERR_BAD_GATEWAY:
                 return "bad gateway";
+        case ERR_UNAUTHORIZED:
+                return "unauthorized";
+        case ERR_FORBIDDEN:
+                return "forbidden";
+        case ERR_RATE_LIMITED:
+                return "too many requests";
         }
         return "unknown error";
 }

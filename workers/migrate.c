@@ -15,12 +15,17 @@
  * The secret key (LOOM_SECRET_KEY, else <LOOM_VAR>/secret.key) is loaded whenever one is
  * configured, so `make up` fails here, with the reason, on a bad key; with neither variable set
  * it is needed only when there is a key to seal.
+ *
+ * LOOM_ADMIN_PASSWORD, when set, becomes the password of the first admin ("admin"), created
+ * only while no admin exists; a password that fails the policy (shared/passwd.c) is refused.
+ * `make up` sets it from <var>/admin-password (random on the first run, mode 0600).
  */
 #include "config.h"
 #include "db.h"
 #include "err.h"
 #include "log.h"
 #include "secret.h"
+#include "passwd.h"
 #include "skill.h"
 #include "arena.h"
 #include "strbuf.h"
@@ -444,6 +449,42 @@ static int migrate_load_key(void)
         return rc;
 }
 
+static struct db_stmt migrate_admin_stmt = {
+        .name = "migrate_admin",
+        .sql = "SELECT loom_admin_bootstrap($1)",
+        .nparams = 1,
+};
+
+/* The first admin, from LOOM_ADMIN_PASSWORD, while no admin exists. */
+static int migrate_admin(struct db *db)
+{
+        const char *pw = config_str("LOOM_ADMIN_PASSWORD", NULL);
+        char why[128], hash[PASSWD_HASH_MAX];
+        const char *param = hash;
+        PGresult *res;
+        int rc;
+
+        if (!pw)
+                return ERR_OK;
+        if (!passwd_acceptable(pw, "admin", why, sizeof(why))) {
+                log_error("LOOM_ADMIN_PASSWORD refused: %s", why);
+                return ERR_INVALID;
+        }
+        if (passwd_hash(pw, hash, sizeof(hash)) != ERR_OK) {
+                log_error("cannot hash the admin password");
+                return ERR_INTERNAL;
+        }
+        rc = db_exec(db, &migrate_admin_stmt, &param, &res);
+        if (rc) {
+                log_error("cannot create the admin user: %s", db->errmsg);
+                return rc;
+        }
+        if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+                log_info("admin user created");
+        PQclear(res);
+        return ERR_OK;
+}
+
 int main(int argc, char **argv)
 {
         const char *dir = "sql", *personas = NULL;
@@ -479,6 +520,8 @@ int main(int argc, char **argv)
                         rc = migrate_seal_keys(&db);
                 if (!rc && personas && !dry)
                         rc = migrate_personas(&db, personas);
+                if (!rc && !dry)
+                        rc = migrate_admin(&db);
         }
         db_release(&db);
         secret_key_forget();

@@ -10,11 +10,19 @@ set -euo pipefail
 url=$1 var=$2
 origin=$var/demo/repo.git
 
+# The admin's bearer token (the seed acts as the first admin, with the password make up set).
+pw=$(head -n 1 "$var/admin-password" | sed 's/[\\"]/\\&/g')
+token=$(printf '{"username":"admin","password":"%s"}' "$pw" |
+	curl -fsS -X POST -H 'Content-Type: application/json' --data @- "$url/api/v1/auth/login" |
+	sed -n 's/.*"token" *: *"\(lms_[0-9a-f]*\)".*/\1/p')
+[ -n "$token" ] || { echo "demo: cannot log in as admin (password in $var/admin-password changed?)" >&2; exit 1; }
+
 api() { # METHOD PATH [BODY] -> body on stdout, fails on HTTP >= 400
-	curl -fsS -X "$1" -H 'Content-Type: application/json' ${3:+--data "$3"} "$url$2"
+	curl -fsS -X "$1" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+		${3:+--data "$3"} "$url$2"
 }
 
-if curl -fsS -o /dev/null "$url/api/v1/projects/demo" 2>/dev/null; then
+if api GET /api/v1/projects/demo >/dev/null 2>&1; then
 	exit 0
 fi
 

@@ -5,9 +5,26 @@ import assert from 'node:assert/strict';
 export const BASE = process.env.LOOM_URL;
 if (!BASE) throw new Error('LOOM_URL is not set (run through tests/lib/run-e2e.sh)');
 
+// Logs in; returns the login response body ({token, csrf_token, user, ...}) or throws.
+export async function login(username, password) {
+  const res = await fetch(BASE + '/api/v1/auth/login', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username, password }),
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`login ${username}: ${res.status} ${text}`);
+  return JSON.parse(text);
+}
+
+// Every api() call acts as the first admin unless its headers say otherwise: pass
+// { Authorization: 'Bearer …' } for another user, or { Authorization: null } for none.
+export const ADMIN = await login('admin', process.env.LOOM_ADMIN_PASSWORD);
+export const ADMIN_TOKEN = ADMIN.token;
+export const authHeader = (token = ADMIN_TOKEN) => ({ Authorization: `Bearer ${token}` });
+
 // api('POST', '/api/v1/beads', {..}) -> {status, body (parsed JSON or text), headers}
 export async function api(method, path, body, extraHeaders = {}) {
-  const headers = { ...extraHeaders };
+  const headers = { ...authHeader(), ...extraHeaders };
+  for (const k of Object.keys(headers)) if (headers[k] === null) delete headers[k];
   let payload;
   if (body !== undefined) {
     payload = typeof body === 'string' ? body : JSON.stringify(body);
@@ -32,17 +49,18 @@ let seq = 0;
 const run = Date.now().toString(36).slice(-4);
 // A fresh project for one test; returns its id (also its bead prefix).  The dispatcher leaves
 // it alone (context dispatch_paused) unless the test passes { dispatch: true }.
-export async function newProject({ dispatch = false, ...extra } = {}) {
+// headers: another user's credential (authHeader(token)); the admin's by default.
+export async function newProject({ dispatch = false, ...extra } = {}, headers = {}) {
   seq += 1;
   const id = `e${run}${seq}`;
   const context = dispatch ? {} : { dispatch_paused: 'true' };
-  const res = await api('POST', '/api/v1/projects', { id, name: `Project ${id}`, bead_prefix: id, context, ...extra });
+  const res = await api('POST', '/api/v1/projects', { id, name: `Project ${id}`, bead_prefix: id, context, ...extra }, headers);
   assert.equal(res.status, 201, res.text);
   return id;
 }
 
-export async function newBead(project, extra = {}) {
-  const res = await api('POST', '/api/v1/beads', { project_id: project, title: 'work', ...extra });
+export async function newBead(project, extra = {}, headers = {}) {
+  const res = await api('POST', '/api/v1/beads', { project_id: project, title: 'work', ...extra }, headers);
   assert.equal(res.status, 201, res.text);
   return res.body;
 }
@@ -68,3 +86,16 @@ export function stackShell(snippet) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+let userSeq = 0;
+// A fresh user with role (admin, user, viewer, service) and a password; returns
+// { username, password, id, token } with token from a login (none for service users).
+export async function newUser(role = 'user', extra = {}) {
+  userSeq += 1;
+  const username = `u${run}${userSeq}${role}`.toLowerCase();
+  const password = `Tq7-${run}-${userSeq}-zebra-lamp`;
+  const res = await api('POST', '/api/v1/auth/users', { username, password, role, ...extra });
+  assert.equal(res.status, 201, res.text);
+  const token = (await login(username, password)).token;
+  return { username, password, id: res.body.id, token };
+}

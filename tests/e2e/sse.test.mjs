@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { BASE, api, assertError, newProject, newBead, sql, sleep } from './lib.mjs';
+import { BASE, api, assertError, authHeader, newProject, newBead, sql, sleep } from './lib.mjs';
 
 // ---- an SSE client over node:http --------------------------------------------------------
 
@@ -36,7 +36,8 @@ function sseParse(s) {
 }
 
 // Opens a stream through nginx; resolves once the response headers are in.
-function sseOpen(urlPath, headers = {}) {
+function sseOpen(urlPath, extraHeaders = {}) {
+  const headers = { ...authHeader(), ...extraHeaders };
   return new Promise((resolve, reject) => {
     const req = http.get(BASE + urlPath, { headers, agent: false }, (res) => {
       const s = {
@@ -292,7 +293,7 @@ function parsePairs(buf) {
 
 // A GET as nginx sends it: BEGIN_REQUEST, PARAMS (padded), the end of PARAMS, an empty STDIN.
 function getRequest(id, uri, query = '', extra = {}, keepConn = false) {
-  const params = pairs({ REQUEST_METHOD: 'GET', DOCUMENT_URI: uri, QUERY_STRING: query, REQUEST_ID: 'abc123', ...extra });
+  const params = pairs({ REQUEST_METHOD: 'GET', DOCUMENT_URI: uri, QUERY_STRING: query, REQUEST_ID: 'abc123', LOOM_PROJECTS: '*', ...extra });
   return Buffer.concat([
     record(FCGI.BEGIN, id, Buffer.from([0, 1, keepConn ? 1 : 0, 0, 0, 0, 0, 0])),
     record(FCGI.PARAMS, id, params, (8 - (params.length % 8)) % 8),

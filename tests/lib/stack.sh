@@ -82,7 +82,8 @@ stack_start() {
 		. "$_STACK_VAR/conf/stack.env" && printf '%s' "$LOOM_DATABASE_URL"
 	)
 	LOOM_VAR=$_STACK_VAR
-	export LOOM_URL LOOM_VAR LOOM_DATABASE_URL
+	LOOM_ADMIN_PASSWORD=$(head -n 1 "$_STACK_VAR/admin-password")
+	export LOOM_URL LOOM_VAR LOOM_DATABASE_URL LOOM_ADMIN_PASSWORD
 }
 
 # The stack's var dir: ours, or, in a child process that sourced this file (a test's helper
@@ -134,7 +135,7 @@ stack_stop() {
 		*/loom-e2e.*) rm -rf "$_STACK_VAR" ;;
 		esac
 	fi
-	unset _STACK_VAR LOOM_URL LOOM_VAR LOOM_DATABASE_URL
+	unset _STACK_VAR LOOM_URL LOOM_VAR LOOM_DATABASE_URL LOOM_ADMIN_PASSWORD
 }
 
 stack_cleanup() { stack_stop; }
