@@ -6,6 +6,9 @@ import { state, on, emit, upsertBead } from './js/store.js';
 import { initKanban, renderBoard } from './js/kanban.js';
 import { initDrawer, openDrawer, closeDrawer, drawerBead } from './js/drawer.js';
 import { initViews, pushEvent, resetEvents } from './js/views.js';
+import { initRuns } from './js/runs.js';
+import { initActionLog } from './js/actionlog.js';
+import { initConversation } from './js/conversation.js';
 import { LiveStream } from './js/live.js';
 
 const TABS = ['home', 'kanban', 'agents', 'personas', 'providers', 'events'];
@@ -213,6 +216,9 @@ function applyEvent(ev) {
 async function start() {
   initKanban();
   initDrawer();
+  initRuns();
+  initActionLog();
+  initConversation();
   initViews();
   on('close-drawer', () => {
     const tab = parseHash().tab;
