@@ -9,9 +9,12 @@ import { initViews, pushEvent, resetEvents } from './js/views.js';
 import { initRuns } from './js/runs.js';
 import { initActionLog } from './js/actionlog.js';
 import { initConversation } from './js/conversation.js';
+import { initDecisions } from './js/decisions.js';
+import { initAnalytics } from './js/analytics.js';
+import { initLogs } from './js/logs.js';
 import { LiveStream } from './js/live.js';
 
-const TABS = ['home', 'kanban', 'agents', 'personas', 'providers', 'events'];
+const TABS = ['home', 'kanban', 'agents', 'personas', 'providers', 'decisions', 'analytics', 'logs', 'events'];
 const STORE_KEY = 'loom.project';
 let stream = null;
 let projectSeq = 0;
@@ -220,6 +223,9 @@ async function start() {
   initActionLog();
   initConversation();
   initViews();
+  initDecisions();
+  initAnalytics();
+  initLogs();
   on('close-drawer', () => {
     const tab = parseHash().tab;
     setHash(tab, null, false);
