@@ -13,7 +13,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { BASE, api, newProject, newBead, sql, sleep } from './lib.mjs';
+import { BASE, api, newProject, newBead, sql, sleep, stackShell } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const artifacts = path.join(here, 'artifacts');
@@ -338,6 +338,14 @@ test('logs: lines arrive live from both streams, with filters, pause and a bound
   assert.equal(await p.locator('#log-list .log:has-text("Made while paused")').count(), 0);
   await p.click('#log-pause');
   await p.waitForSelector('#log-list .log:has-text("Made while paused")');
+
+  // loom-sse restarts: both streams come back by themselves and nothing is missed
+  stackShell('stack_ctl restart "loom-sse:*" >/dev/null');
+  await newBead(project, { title: 'Made during the restart' });
+  await p.waitForSelector('#log-list .log:has-text("Made during the restart")', { timeout: 15000 });
+  await p.waitForSelector('#live.is-live');
+  sql(`SELECT loom_event('log.error', '${project}', NULL, 'ui-test', '{"message": "after the restart"}')`);
+  await p.waitForSelector('#log-list .log.lv-error:has-text("after the restart")');
 
   sql(`SELECT count(loom_event('log.info', '${project}', NULL, 'ui-test', jsonb_build_object('message', 'bulk line ' || g))) FROM generate_series(1, 700) g`);
   await p.waitForSelector('#log-list .log:has-text("bulk line 700")', { timeout: 10000 });
