@@ -10,11 +10,13 @@ const HOUR = 3600e3;
 const DAY = 24 * HOUR;
 const PERIOD_MS = { '1h': HOUR, '24h': DAY, '7d': 7 * DAY, '30d': 30 * DAY };
 const TRIGGERS = new Set(['run.iteration', 'run.finished']);
+const compact = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 });
+// text: the value for tables and tooltips; short: what fits next to a bar on a phone
 const METRICS = {
-  tokens: { name: 'Tokens', of: (r) => (r.prompt_tokens || 0) + (r.completion_tokens || 0), text: (v) => `${fmtNum(v)} tokens` },
-  cost: { name: 'Cost', of: (r) => Number(r.cost_usd || 0), text: fmtUsd },
-  latency: { name: 'Average latency', of: (r) => Number(r.avg_latency_ms || 0), text: fmtMs },
-  calls: { name: 'Calls', of: (r) => r.calls || 0, text: (v) => `${fmtNum(v)} call${v === 1 ? '' : 's'}` },
+  tokens: { name: 'Tokens', of: (r) => (r.prompt_tokens || 0) + (r.completion_tokens || 0), text: (v) => `${fmtNum(v)} tokens`, short: (v) => compact.format(v) },
+  cost: { name: 'Cost', of: (r) => Number(r.cost_usd || 0), text: fmtUsd, short: fmtUsd },
+  latency: { name: 'Average latency', of: (r) => Number(r.avg_latency_ms || 0), text: fmtMs, short: fmtMs },
+  calls: { name: 'Calls', of: (r) => r.calls || 0, text: (v) => `${fmtNum(v)} call${v === 1 ? '' : 's'}`, short: (v) => compact.format(v) },
 };
 let active = false;
 let stale = true;
@@ -46,7 +48,7 @@ function label(dim, key) {
 function breakdown(dim, rows, metric) {
   const m = METRICS[metric];
   const data = rows.map((r) => ({ label: label(dim, r.key), value: m.of(r) }))
-    .map((r) => ({ ...r, text: m.text(r.value) }))
+    .map((r) => ({ ...r, text: m.text(r.value), short: m.short(r.value) }))
     .sort((a, b) => b.value - a.value);
   return barChart(`${m.name} by ${dim}`, data, { valueHead: m.name, empty: 'No LLM calls in this period.' });
 }

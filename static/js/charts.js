@@ -35,7 +35,8 @@ function pct(value, max) {
   return Math.max(0.5, (value / max) * 100);
 }
 
-// rows: [{label, value, text}] (text is the value for people).  Largest first.
+// rows: [{label, value, text, short?}]: text is the value for people (tooltips, the table),
+// short what is drawn next to the bar (default text).  Largest first.
 export function barChart(title, rows, { valueHead = 'Value', empty = 'No data.' } = {}) {
   if (!rows.length) return h('figure', { class: 'chart' }, h('figcaption', {}, title), h('p', { class: 'muted empty-chart' }, empty));
   const max = Math.max(...rows.map((r) => r.value || 0));
@@ -48,7 +49,7 @@ export function barChart(title, rows, { valueHead = 'Value', empty = 'No data.' 
           s('rect', { x: 0, y: y + 5, width: '100%', height: BAR, rx: 3, class: 'bar-track' }),
           s('rect', { x: 0, y: y + 5, width: `${pct(r.value, max)}%`, height: BAR, rx: 3, class: 'bar' },
             s('title', {}, `${r.label}: ${r.text}`))),
-        s('text', { x: '100%', y: y + 17, 'text-anchor': 'end', class: 'bar-value' }, r.text));
+        s('text', { x: '100%', y: y + 17, 'text-anchor': 'end', class: 'bar-value' }, r.short ?? r.text));
     }));
   const top = rows.reduce((a, b) => ((b.value || 0) > (a.value || 0) ? b : a));
   const summary = `Bar chart of ${rows.length} ${rows.length === 1 ? 'entry' : 'entries'}; the largest is ${top.label} with ${top.text}.`;

@@ -93,6 +93,13 @@ async function page(width, height) {
 
 const column = (p, status) => p.locator(`#board .column[data-status="${status}"]`);
 
+// Bar charts: labels and values must stay clear of the bar's track at any width.
+const chartCollisions = (p) => p.evaluate(() => Array.from(document.querySelectorAll('#an-charts .bar-row')).filter((g) => {
+  const track = g.querySelector('rect.bar-track').getBoundingClientRect();
+  return g.querySelector('.bar-value').getBoundingClientRect().left < track.right
+    || g.querySelector('.bar-label').getBoundingClientRect().right > track.left;
+}).map((g) => g.textContent));
+
 test('dashboard: create a bead in the UI, then watch API changes arrive live', { skip }, async () => {
   const p = await page(1280, 800);
   await p.goto('/');
@@ -245,6 +252,7 @@ test('an agent works a bead made in the UI: the drawer shows its run, conversati
   assert.match(await p.locator('#an-charts figure:has-text("by agent") table').textContent(), /UI worker/);
   const calls = Number((await p.locator('#an-cards .stat:has-text("LLM calls") .num').textContent()).replace(/,/g, ''));
   assert.ok(calls >= 2, `${calls} LLM calls shown`);
+  assert.deepEqual(await chartCollisions(p), []);
   await p.selectOption('#an-metric', 'latency');
   await p.waitForSelector('#an-charts figcaption:has-text("Average latency by model")');
   await p.screenshot({ path: path.join(artifacts, 'ui-analytics-1280x800.png'), fullPage: true });
@@ -377,6 +385,7 @@ test('dashboard at phone width', { skip }, async () => {
     await p.waitForSelector(ready);
     const wide = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(wide <= 0, `${tab} scrolls sideways by ${wide}px at 390px`);
+    if (tab === 'analytics') assert.deepEqual(await chartCollisions(p), []);
     await p.screenshot({ path: path.join(artifacts, `ui-${tab}-390x844.png`), fullPage: true });
   }
   await p.context().close();
