@@ -6,9 +6,15 @@ import { state, on, emit, upsertBead } from './js/store.js';
 import { initKanban, renderBoard } from './js/kanban.js';
 import { initDrawer, openDrawer, closeDrawer, drawerBead } from './js/drawer.js';
 import { initViews, pushEvent, resetEvents } from './js/views.js';
+import { initRuns } from './js/runs.js';
+import { initActionLog } from './js/actionlog.js';
+import { initConversation } from './js/conversation.js';
+import { initDecisions } from './js/decisions.js';
+import { initAnalytics } from './js/analytics.js';
+import { initLogs } from './js/logs.js';
 import { LiveStream } from './js/live.js';
 
-const TABS = ['home', 'kanban', 'agents', 'personas', 'providers', 'events'];
+const TABS = ['home', 'kanban', 'agents', 'personas', 'providers', 'decisions', 'analytics', 'logs', 'events'];
 const STORE_KEY = 'loom.project';
 let stream = null;
 let projectSeq = 0;
@@ -213,7 +219,13 @@ function applyEvent(ev) {
 async function start() {
   initKanban();
   initDrawer();
+  initRuns();
+  initActionLog();
+  initConversation();
   initViews();
+  initDecisions();
+  initAnalytics();
+  initLogs();
   on('close-drawer', () => {
     const tab = parseHash().tab;
     setHash(tab, null, false);

@@ -62,3 +62,21 @@ export async function getAll(path, max = 10000) {
     offset = Number(next);
   }
 }
+
+// A refresh that runs at most once at a time: a call while it runs asks for one more pass
+// afterwards, so a burst of events costs two requests, not one each.  fn reports its own errors.
+export function refresher(fn) {
+  let running = false;
+  let again = false;
+  return async function run() {
+    if (running) { again = true; return; }
+    running = true;
+    try {
+      do { again = false; await fn(); } while (again);
+    } catch (e) {
+      console.warn('refresh failed:', e);
+    } finally {
+      running = false;
+    }
+  };
+}

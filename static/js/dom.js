@@ -6,10 +6,19 @@ export const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel
 
 // h('button', {class: 'btn', onclick: fn, 'aria-label': 'x'}, 'text', child, [more])
 export function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
+  return build(document.createElement(tag), attrs, children);
+}
+
+// s('rect', {x: 0, width: '40%'}): the same for SVG elements (charts).
+const SVG_NS = 'http://www.w3.org/2000/svg';
+export function s(tag, attrs, ...children) {
+  return build(document.createElementNS(SVG_NS, tag), attrs, children);
+}
+
+function build(el, attrs, children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v == null || v === false) continue;
-    if (k === 'class') el.className = v;
+    if (k === 'class') el.setAttribute('class', v);
     else if (k === 'text') el.textContent = v;
     else if (k === 'dataset') Object.assign(el.dataset, v);
     else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
@@ -91,4 +100,45 @@ export function fillSelect(select, keep, items) {
   while (select.options.length > keep) select.remove(keep);
   for (const [v, label] of items) select.append(option(v, label));
   select.value = Array.from(select.options).some((o) => o.value === value) ? value : select.options[0]?.value ?? '';
+}
+
+// Puts `nodes` in `parent` in this order, moving only what is out of place, so a node that
+// stays keeps its focus and what is typed in it.
+export function syncChildren(parent, nodes) {
+  nodes.forEach((node, i) => {
+    if (parent.children[i] !== node) parent.insertBefore(node, parent.children[i] || null);
+  });
+  while (parent.children.length > nodes.length) parent.lastElementChild.remove();
+}
+
+// Runs fn (which rebuilds part of root) and puts the focus back on the rebuilt element that
+// has the same data-focus key as the one that had it.
+export function keepFocus(root, fn) {
+  const el = document.activeElement;
+  const key = el && root.contains(el) && el.dataset ? el.dataset.focus : null;
+  fn();
+  const again = key && root.querySelector(`[data-focus="${CSS.escape(key)}"]`);
+  if (again) again.focus();
+}
+
+// Shows a message in an error box (role=alert), or hides it with null.
+export function showMessage(box, message) {
+  box.textContent = message || '';
+  box.hidden = !message;
+}
+
+// Numbers for people: 12,345 · $0.0123 · 820 ms / 2.4 s.
+export function fmtNum(n) {
+  return Number(n || 0).toLocaleString('en-US');
+}
+
+export function fmtUsd(n) {
+  const v = Number(n || 0);
+  if (v === 0) return '$0';
+  return `$${v < 0.01 ? v.toFixed(4) : v < 100 ? v.toFixed(2) : Math.round(v).toLocaleString('en-US')}`;
+}
+
+export function fmtMs(n) {
+  const v = Number(n || 0);
+  return v < 1000 ? `${Math.round(v)} ms` : `${(v / 1000).toFixed(v < 10000 ? 1 : 0)} s`;
 }

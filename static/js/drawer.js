@@ -1,5 +1,7 @@
-// The bead drawer: details, dependencies, context, the comment thread and the actions.
-import { $, $$, h, clear, time, formError, setBusy } from './dom.js';
+// The bead drawer: details, dependencies, context, the comment thread and the actions (edit,
+// claim, redispatch, escalate, close).  Runs, action log and conversation are runs.js,
+// actionlog.js and conversation.js, told which bead is shown by emit('drawer-bead', id).
+import { $, $$, h, clear, time, formError, setBusy, showMessage } from './dom.js';
 import { get, post, patch, enc, ApiError } from './api.js';
 import { state, on, emit, upsertBead, STATUS_LABEL, PRIORITY_LABEL, agentName } from './store.js';
 import { beadHref } from './kanban.js';
@@ -11,11 +13,8 @@ const commentNodes = new Map(); // comment id -> li
 
 export function drawerBead() { return current; }
 
-function showError(msg) {
-  const box = $('#dr-error');
-  box.textContent = msg || '';
-  box.hidden = !msg;
-}
+const showError = (msg) => showMessage($('#dr-error'), msg);
+const showNote = (msg) => showMessage($('#dr-note'), msg);
 
 function link(id) {
   return h('a', { href: beadHref(id), class: 'dep' }, id);
@@ -67,6 +66,8 @@ function renderActions(b) {
       $('#dc-agent').focus();
     }) }, 'Claim'),
     h('button', { type: 'button', class: 'btn', onclick: () => toggleForm('#dr-redispatch', () => $('#dd-reason').focus()) }, 'Redispatch'),
+    closed || b.type === 'decision' ? null
+      : h('button', { type: 'button', class: 'btn', onclick: () => toggleForm('#dr-escalate', () => $('#dx-reason').focus()) }, 'Escalate'),
     closed
       ? h('button', { type: 'button', class: 'btn', onclick: () => setStatus('open') }, 'Reopen')
       : h('button', { type: 'button', class: 'btn primary', onclick: () => setStatus('closed') }, 'Close bead'));
@@ -81,6 +82,7 @@ function toggleForm(sel, fill) {
 
 async function act(fn) {
   showError(null);
+  showNote(null);
   try {
     const bead = await fn();
     if (bead && bead.id) { upsertBead(bead); emit('beads'); if (bead.id === current) renderDetails(state.beads.get(bead.id)); }
@@ -89,6 +91,26 @@ async function act(fn) {
   } catch (e) {
     showError(e instanceof ApiError ? e.message : String(e));
     return false;
+  }
+}
+
+async function escalate(e) {
+  e.preventDefault();
+  const form = e.currentTarget;
+  const id = current;
+  formError(form, null);
+  showNote(null);
+  setBusy(form, true);
+  try {
+    const d = await post(`/beads/${enc(id)}/escalate`, { reason: $('#dx-reason').value.trim() });
+    form.hidden = true;
+    $('#dx-reason').value = '';
+    if (id === current) showNote(`Decision ${d.id} asked; ${id} waits for it (see Decisions).`);
+    refetch(id, loadSeq);
+  } catch (err) {
+    formError(form, err instanceof ApiError ? err.message : String(err));
+  } finally {
+    setBusy(form, false);
   }
 }
 
@@ -186,6 +208,7 @@ export function openDrawer(id) {
     loadSeq += 1;
     current = id;
     showError(null);
+    showNote(null);
     $$('#drawer .inline-form').forEach((f) => { f.hidden = true; });
     $('#dr-comment').value = '';
     formError($('#dr-comment-form'), null);
@@ -195,6 +218,7 @@ export function openDrawer(id) {
     clear($('#dr-comments'), h('li', { class: 'empty muted' }, 'Loading comments…'));
     refetch(id, loadSeq);
     loadComments(id, loadSeq);
+    emit('drawer-bead', id);
   }
   if (drawer.hidden) {
     returnFocus = document.activeElement;
@@ -212,6 +236,7 @@ export function closeDrawer(restoreFocus = true) {
   const id = current;
   current = null;
   loadSeq += 1;
+  emit('drawer-bead', null);
   emit('drawer-closed', id);
   if (restoreFocus) {
     const card = id && document.querySelector(`#board [data-bead="${CSS.escape(id)}"]`);
@@ -248,6 +273,7 @@ export function initDrawer() {
     const reason = $('#dd-reason').value.trim();
     act(() => post(`/beads/${enc(current)}/redispatch`, reason ? { reason } : {}));
   });
+  $('#dr-escalate').addEventListener('submit', escalate);
   $('#dr-comment-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     if (await sendComment(e.currentTarget, $('#dr-comment').value, null)) $('#dr-comment').value = '';

@@ -8,8 +8,13 @@ export const EVENT_TYPES = [
   'bead.deleted', 'bead.redispatched', 'comment.created', 'comment.updated', 'comment.deleted',
   'project.created', 'project.updated', 'project.deleted', 'agent.spawned', 'agent.status_change',
   'agent.updated', 'agent.deleted', 'persona.updated', 'provider.registered', 'provider.updated',
-  'provider.deleted', 'run.queued', 'run.started', 'run.finished', 'run.requeued',
+  'provider.deleted', 'run.queued', 'run.started', 'run.iteration', 'run.finished', 'run.requeued',
+  'run.released', 'bead.loop_detected', 'bead.recovered', 'agent.reset', 'decision.created',
+  'decision.decided',
 ];
+
+// The log stream carries only "log.<level>" events (plus Loom's log.message and log.line).
+export const LOG_TYPES = ['log.debug', 'log.info', 'log.warn', 'log.error', 'log.message', 'log.line'];
 
 export class LiveStream {
   // onEvent(event), onState('connecting' | 'live' | 'reconnecting' | 'closed')

@@ -38,6 +38,10 @@ function renderHomeAgents() {
 function eventSummary(ev) {
   const d = ev.data || {};
   if (d.bead) return d.bead.title;
+  if (d.run) return `run #${d.run.id} ${d.run.state}${d.run.terminal_reason ? ` (${d.run.terminal_reason})` : ''}`;
+  if (d.iteration != null) return `run #${d.run_id}: iteration ${d.iteration}/${d.max_iterations}`;
+  if (d.decision_id) return `${d.decision_id}${d.decision ? `: ${d.decision}` : ''}${d.reason ? ` — ${d.reason}` : ''}`;
+  if (d.run_id) return `run #${d.run_id}${d.attempt ? ` (attempt ${d.attempt})` : ''}`;
   if (d.to) return `${d.from || '?'} → ${d.to}`;
   if (d.comment) return d.comment.content;
   if (d.agent) return `${d.agent.name}: ${d.agent.status}`;

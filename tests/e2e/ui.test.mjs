@@ -1,15 +1,19 @@
 // The dashboard in a real browser: playwright-core drives Debian's chromium (headless) against
 // the throw-away stack.  Creates a bead through the UI, watches API changes arrive live (no
-// reload), checks an API validation error is shown inline, fails on any console error, and
-// leaves screenshots in tests/e2e/artifacts/.  Skips (with the reason) when playwright-core or
-// chromium is not installed: `npm ci --prefix tests/e2e` and the chromium Debian package.
+// reload), checks an API validation error is shown inline, watches an agent (the scripted LLM
+// stub) work a bead made in the UI, with its run, conversation and action log in the drawer;
+// escalates and decides in the Decisions tab, checks the Analytics charts and live Logs; fails
+// on any console error, and leaves screenshots in tests/e2e/artifacts/.  Skips (with the
+// reason) when playwright-core or chromium is not installed: `npm ci --prefix tests/e2e` and
+// the chromium Debian package.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { BASE, api, newProject } from './lib.mjs';
+import { BASE, api, newProject, newBead, sql, sleep, stackShell } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const artifacts = path.join(here, 'artifacts');
@@ -27,8 +31,10 @@ if (skip) console.log(`# ui.test.mjs skipped: ${skip}`);
 
 let browser;
 let project;
+let stub = null;
+let workProject = null; // the project an agent worked in (for the phone-width analytics)
 const problems = []; // console errors, page errors, failed requests
-let expectRefusal = false;
+let expectRefusal = null; // the path of the one request a step is refused on purpose
 
 before(async () => {
   if (skip) return;
@@ -44,7 +50,28 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
+  stub?.kill('SIGTERM');
 });
+
+// The scripted LLM stub on a random port, registered as a provider once it is healthy.
+async function startStub() {
+  stub = spawn('node', [path.join(here, '..', 'fixtures', 'llm-stub.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise((resolve, reject) => {
+    stub.stdout.on('data', (d) => { const m = /listening (\d+)/.exec(String(d)); if (m) resolve(`http://127.0.0.1:${m[1]}`); });
+    stub.on('exit', () => reject(new Error('the LLM stub exited')));
+  });
+  const provider = `uistub${Date.now().toString(36)}`;
+  const r = await api('POST', '/api/v1/providers', { id: provider, endpoint: url, model: 'stub-model' });
+  assert.equal(r.status, 201, r.text);
+  for (let i = 0; i < 100 && (await api('GET', `/api/v1/providers/${provider}`)).body.status !== 'healthy'; i++) await sleep(100);
+  assert.equal((await api('GET', `/api/v1/providers/${provider}`)).body.status, 'healthy');
+  return { url, provider };
+}
+
+async function script(url, body) {
+  const r = await fetch(`${url}/_stub/script`, { method: 'POST', body: JSON.stringify(body) });
+  assert.equal(r.status, 200, await r.text());
+}
 
 async function page(width, height) {
   const context = await browser.newContext({ viewport: { width, height }, baseURL: BASE });
@@ -52,8 +79,8 @@ async function page(width, height) {
   p.setDefaultTimeout(5000);
   p.on('console', (m) => {
     if (m.type() !== 'error') return;
-    // The one refusal the test provokes on purpose (empty title) is logged by Chrome as well.
-    if (expectRefusal && m.text().includes('status of 400') && m.location().url.endsWith('/api/v1/beads')) return;
+    // The refusals the test provokes on purpose (empty title, empty reason) Chrome logs too.
+    if (expectRefusal && m.text().includes('status of 400') && m.location().url.endsWith(expectRefusal)) return;
     problems.push(`console: ${m.text()} (${m.location().url})`);
   });
   p.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
@@ -65,6 +92,13 @@ async function page(width, height) {
 }
 
 const column = (p, status) => p.locator(`#board .column[data-status="${status}"]`);
+
+// Bar charts: labels and values must stay clear of the bar's track at any width.
+const chartCollisions = (p) => p.evaluate(() => Array.from(document.querySelectorAll('#an-charts .bar-row')).filter((g) => {
+  const track = g.querySelector('rect.bar-track').getBoundingClientRect();
+  return g.querySelector('.bar-value').getBoundingClientRect().left < track.right
+    || g.querySelector('.bar-label').getBoundingClientRect().right > track.left;
+}).map((g) => g.textContent));
 
 test('dashboard: create a bead in the UI, then watch API changes arrive live', { skip }, async () => {
   const p = await page(1280, 800);
@@ -81,10 +115,10 @@ test('dashboard: create a bead in the UI, then watch API changes arrive live', {
 
   // Validation: an empty title goes to the API and its message appears next to the field.
   await p.click('#new-bead-btn');
-  expectRefusal = true;
+  expectRefusal = '/api/v1/beads';
   await p.click('#new-bead-form button[type="submit"]');
   await p.waitForSelector('#nb-title-err:visible');
-  expectRefusal = false;
+  expectRefusal = null;
   assert.match(await p.textContent('#nb-title-err'), /title/);
   assert.equal(await p.getAttribute('#nb-title', 'aria-invalid'), 'true');
 
@@ -139,6 +173,198 @@ test('dashboard: create a bead in the UI, then watch API changes arrive live', {
   assert.deepEqual(problems, []);
 });
 
+test('an agent works a bead made in the UI: the drawer shows its run, conversation and action log live', { skip }, async () => {
+  const { url, provider } = await startStub();
+  const proj = await newProject({ dispatch: true, name: 'UI agents at work' });
+  workProject = proj;
+  // Only our agent, on our stub, takes work; it stays paused until the bead has been seen in Open.
+  for (const a of (await api('GET', `/api/v1/agents?project_id=${proj}`)).body) {
+    assert.equal((await api('PATCH', `/api/v1/agents/${a.id}`, { status: 'paused' })).status, 200);
+  }
+  const agent = (await api('POST', '/api/v1/agents', { persona_name: 'engineering-manager', project_id: proj, provider_id: provider, name: 'UI worker' })).body;
+  assert.equal((await api('PATCH', `/api/v1/agents/${agent.id}`, { status: 'paused' })).status, 200);
+  await script(url, { beads: [{ match: '^Write the notes$', replies: [
+    { delay_ms: 1500, notes: 'writing the notes', actions: [
+      { type: 'write_file', path: 'notes.txt', content: 'hello from the agent\n' },
+      { type: 'run_command', command: 'cat notes.txt' }] },
+    { notes: 'finished', actions: [{ type: 'done', reason: 'notes.txt is written' }] },
+  ] }] });
+
+  const p = await page(1280, 800);
+  await p.goto(`/#/${proj}/kanban`);
+  await p.waitForSelector('#live.is-live');
+  await p.evaluate(() => { window.loomNoReload = true; }); // gone if the page reloads
+
+  await p.click('#new-bead-btn');
+  await p.fill('#nb-title', 'Write the notes');
+  await p.fill('#nb-desc', 'A file with a greeting, then done.');
+  await p.click('#new-bead-form button[type="submit"]');
+  const card = column(p, 'open').locator('.card', { hasText: 'Write the notes' });
+  await card.waitFor();
+  const beadId = await card.getAttribute('data-bead');
+
+  await card.click();
+  await p.waitForSelector('#drawer:visible');
+  await p.waitForSelector('#dr-runs:has-text("No runs yet")');
+  // The agent may work now: the run appears in the open drawer, then its iteration, then its end.
+  assert.equal((await api('PATCH', `/api/v1/agents/${agent.id}`, { status: 'idle' })).status, 200);
+  const run = p.locator('#dr-runs .run').first();
+  await p.waitForSelector('#dr-runs .run:has(.pill.st-running) .run-iter:text-matches("^1/[0-9]+$")', { timeout: 20000 });
+  await p.waitForSelector('#dr-runs .run:has(.pill.st-succeeded)', { timeout: 30000 });
+  assert.equal(await run.locator('.reason').textContent(), 'completed');
+  assert.match(await run.locator('.run-iter').textContent(), /^2\/\d+$/);
+  assert.match(await run.locator('.run-meta').textContent(), /UI worker/);
+  assert.match(await run.locator('.run-meta').textContent(), /\d+ in · \d+ out/);
+  await p.waitForSelector('#dr-status:text-is("Closed")');
+  assert.equal(await run.locator('button:has-text("Cancel run")').count(), 0, 'an ended run cannot be canceled');
+
+  // The conversation: system prompt (folded), the bead, the model's replies.
+  await p.waitForSelector(`#dr-conv .msg.role-user:has-text("Work on bead ${beadId}: Write the notes")`);
+  await p.waitForSelector('#dr-conv .msg.role-assistant:has-text("notes.txt")');
+  const system = p.locator('#dr-conv .msg.role-system').first();
+  const fold = system.locator('button[aria-expanded]');
+  assert.equal(await fold.getAttribute('aria-expanded'), 'false', 'the long system prompt is folded');
+  await fold.click();
+  assert.equal(await fold.getAttribute('aria-expanded'), 'true');
+  assert.equal(await system.locator('.msg-body.folded').count(), 0);
+  await fold.click();
+
+  // The action log of the run, and the command it ran.
+  await p.waitForSelector('#dr-actlog .act:has(.act-type:text-is("write_file")):has-text("notes.txt")');
+  await p.waitForSelector('#dr-actlog .act:has(.act-type:text-is("done"))');
+  assert.equal(await p.locator('#dr-actlog .act.s-error').count(), 0);
+  await p.waitForSelector('#dr-cmds .cmd:has-text("cat notes.txt"):has-text("exit 0")');
+
+  // The board behind the drawer followed along, and the page never reloaded.
+  await column(p, 'closed').locator(`[data-bead="${beadId}"]`).waitFor();
+  assert.equal(await p.evaluate(() => window.loomNoReload), true);
+  await p.locator('#dr-runs-h').scrollIntoViewIfNeeded();
+  await p.screenshot({ path: path.join(artifacts, 'ui-drawer-run-1280x800.png') });
+  await p.locator('#dr-conv-h').scrollIntoViewIfNeeded();
+  await p.screenshot({ path: path.join(artifacts, 'ui-drawer-conversation-1280x800.png') });
+  await p.keyboard.press('Escape');
+  await p.waitForSelector('#drawer', { state: 'hidden' });
+
+  // Analytics: the run's LLM calls as totals and charts (with a table fallback).
+  await p.click('.tabs a[data-tab="analytics"]');
+  await p.waitForSelector('#an-charts figure svg.bars rect.bar');
+  assert.match(await p.locator('#an-charts figure svg.bars').first().getAttribute('role'), /^img$/);
+  assert.match(await p.locator('#an-charts figure:has-text("by agent") table').textContent(), /UI worker/);
+  const calls = Number((await p.locator('#an-cards .stat:has-text("LLM calls") .num').textContent()).replace(/,/g, ''));
+  assert.ok(calls >= 2, `${calls} LLM calls shown`);
+  assert.deepEqual(await chartCollisions(p), []);
+  await p.selectOption('#an-metric', 'latency');
+  await p.waitForSelector('#an-charts figcaption:has-text("Average latency by model")');
+  await p.screenshot({ path: path.join(artifacts, 'ui-analytics-1280x800.png'), fullPage: true });
+  await p.context().close();
+  assert.deepEqual(problems, []);
+});
+
+test('decisions: escalate from the drawer, then decide in the Decisions tab', { skip }, async () => {
+  const b = await newBead(project, { title: 'Pick a colour' });
+  const p = await page(1280, 800);
+  await p.goto(`/#/${project}/kanban/${b.id}`);
+  await p.waitForSelector('#live.is-live');
+  await p.waitForSelector('#drawer:visible');
+  await p.click('#dr-actions button:has-text("Escalate")');
+  // an empty question is the API's to refuse: its message shows next to the field
+  expectRefusal = '/escalate';
+  await p.click('#dr-escalate button[type="submit"]');
+  await p.waitForSelector('#dx-reason-err:visible');
+  expectRefusal = null;
+  assert.match(await p.textContent('#dx-reason-err'), /reason/);
+  await p.fill('#dx-reason', 'Blue or green for the header?');
+  await p.click('#dr-escalate button[type="submit"]');
+  await p.waitForSelector('#dr-note:has-text("waits for it")');
+  await p.waitForSelector('#dr-status:text-is("Blocked")');
+  await p.keyboard.press('Escape');
+
+  await p.click('.tabs a[data-tab="decisions"]');
+  const first = p.locator('.dec-card', { hasText: 'Blue or green for the header?' });
+  await first.waitFor();
+  assert.match(await first.textContent(), new RegExp(`Waiting: ${b.id}`));
+  // one asked elsewhere arrives by itself
+  const b2 = await newBead(project, { title: 'Pick a font' });
+  assert.equal((await api('POST', `/api/v1/beads/${b2.id}/escalate`, { reason: 'Serif or sans?' })).status, 201);
+  await p.locator('.dec-card', { hasText: 'Serif or sans?' }).waitFor();
+  await p.waitForSelector('#dec-count:text-is("2")');
+
+  // a verdict is required before anything is sent
+  await first.locator('button:has-text("Record decision")').click();
+  await first.locator('.form-error:has-text("Choose a verdict")').waitFor();
+  await first.locator('input[value="approve"]').check();
+  await first.locator('textarea[name="rationale"]').fill('Blue matches the brand.');
+  await first.locator('input[name="decider_id"]').fill('ui-tester');
+  await first.locator('button:has-text("Record decision")').click();
+  await p.waitForSelector('#dec-note:has-text("approve recorded")');
+  await first.waitFor({ state: 'detached' });
+  await p.waitForSelector('#dec-count:text-is("1")');
+  const waiting = (await api('GET', `/api/v1/beads/${b.id}`)).body;
+  assert.equal(waiting.status, 'closed', 'approve closes the waiting bead');
+  assert.equal(waiting.context.ceo_decision, 'approve');
+
+  await p.selectOption('#dec-status', 'closed');
+  const decided = p.locator('.dec-card', { hasText: 'Blue or green for the header?' });
+  await decided.waitFor();
+  assert.match(await decided.textContent(), /Approve.*Blue matches the brand\..*ui-tester/s);
+  await p.selectOption('#dec-status', 'open');
+  await p.locator('.dec-card', { hasText: 'Serif or sans?' }).waitFor();
+  await p.screenshot({ path: path.join(artifacts, 'ui-decisions-1280x800.png'), fullPage: true });
+  await p.context().close();
+  assert.deepEqual(problems, []);
+});
+
+test('logs: lines arrive live from both streams, with filters, pause and a bounded list', { skip }, async () => {
+  const p = await page(1280, 800);
+  await p.goto(`/#/${project}/logs`);
+  await p.waitForSelector('#live.is-live');
+  await p.waitForSelector('#log-note:has-text("live")');
+  await p.waitForSelector('#log-list .log');
+  // an ordinary event (project stream) and a log.* event (log stream) both become lines
+  const b = await newBead(project, { title: 'Log me please' });
+  await p.waitForSelector(`#log-list .log:has-text("${b.id} created: Log me please")`);
+  sql(`SELECT loom_event('log.warn', '${project}', NULL, 'ui-test', '{"message": "disk is getting full"}')`);
+  const warn = p.locator('#log-list .log.lv-warn', { hasText: 'disk is getting full' });
+  await warn.waitFor();
+  assert.equal(await warn.locator('.log-src').textContent(), 'ui-test');
+  await p.screenshot({ path: path.join(artifacts, 'ui-logs-1280x800.png') });
+
+  await p.selectOption('#log-level', 'error');
+  await warn.waitFor({ state: 'detached' });
+  await p.selectOption('#log-level', 'info');
+  await warn.waitFor();
+  await p.fill('#log-bead', b.id);
+  await warn.waitFor({ state: 'detached' });
+  await p.waitForSelector(`#log-list .log:has-text("${b.id} created")`);
+  await p.fill('#log-bead', '');
+  await warn.waitFor();
+
+  await p.click('#log-pause');
+  await newBead(project, { title: 'Made while paused' });
+  await p.waitForSelector('#log-note:has-text("paused")');
+  await sleep(1000);
+  assert.equal(await p.locator('#log-list .log:has-text("Made while paused")').count(), 0);
+  await p.click('#log-pause');
+  await p.waitForSelector('#log-list .log:has-text("Made while paused")');
+
+  // loom-sse restarts: both streams come back by themselves and nothing is missed
+  stackShell('stack_ctl restart "loom-sse:*" >/dev/null');
+  await newBead(project, { title: 'Made during the restart' });
+  await p.waitForSelector('#log-list .log:has-text("Made during the restart")', { timeout: 15000 });
+  await p.waitForSelector('#live.is-live');
+  sql(`SELECT loom_event('log.error', '${project}', NULL, 'ui-test', '{"message": "after the restart"}')`);
+  await p.waitForSelector('#log-list .log.lv-error:has-text("after the restart")');
+
+  sql(`SELECT count(loom_event('log.info', '${project}', NULL, 'ui-test', jsonb_build_object('message', 'bulk line ' || g))) FROM generate_series(1, 700) g`);
+  await p.waitForSelector('#log-list .log:has-text("bulk line 700")', { timeout: 10000 });
+  const rows = await p.locator('#log-list .log').count();
+  assert.ok(rows <= 500, `${rows} rows kept`);
+  await p.click('#log-clear');
+  await p.waitForSelector('#log-list:has-text("No log lines match")');
+  await p.context().close();
+  assert.deepEqual(problems, []);
+});
+
 test('dashboard at phone width', { skip }, async () => {
   const p = await page(390, 844);
   await p.goto(`/#/${project}/kanban`);
@@ -152,6 +378,16 @@ test('dashboard at phone width', { skip }, async () => {
   await p.screenshot({ path: path.join(artifacts, 'ui-drawer-390x844.png') });
   await p.click('#dr-close');
   await p.waitForSelector('#drawer', { state: 'hidden' });
+  // the new tabs fit a phone too
+  for (const [tab, ready] of [['decisions', '.dec-card'], ['analytics', '#an-charts figure'], ['logs', '#log-list .log']]) {
+    if (tab === 'analytics' && workProject) await p.goto(`/#/${workProject}/analytics`);
+    else await p.click(`.tabs a[data-tab="${tab}"]`);
+    await p.waitForSelector(ready);
+    const wide = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(wide <= 0, `${tab} scrolls sideways by ${wide}px at 390px`);
+    if (tab === 'analytics') assert.deepEqual(await chartCollisions(p), []);
+    await p.screenshot({ path: path.join(artifacts, `ui-${tab}-390x844.png`), fullPage: true });
+  }
   await p.context().close();
   assert.deepEqual(problems, []);
 });
