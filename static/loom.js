@@ -13,8 +13,9 @@ import { initDecisions } from './js/decisions.js';
 import { initAnalytics } from './js/analytics.js';
 import { initLogs } from './js/logs.js';
 import { LiveStream } from './js/live.js';
+import { ensureSession, initAccount } from './js/account.js';
 
-const TABS = ['home', 'kanban', 'agents', 'personas', 'providers', 'decisions', 'analytics', 'logs', 'events'];
+const TABS = ['home', 'kanban', 'agents', 'personas', 'providers', 'decisions', 'analytics', 'logs', 'events', 'account', 'users'];
 const STORE_KEY = 'loom.project';
 let stream = null;
 let projectSeq = 0;
@@ -217,6 +218,8 @@ function applyEvent(ev) {
 /* ---------- start ---------- */
 
 async function start() {
+  await ensureSession();
+  initAccount();
   initKanban();
   initDrawer();
   initRuns();

@@ -13,8 +13,17 @@ export class ApiError extends Error {
 let outageListener = () => {};
 export function onOutage(fn) { outageListener = fn; }
 
+// The session cookie authenticates every request; state changes also carry the session's
+// CSRF token (from login or /auth/me).  A 401 means the session ended: the listener set with
+// onUnauthorized asks the person to sign in again.
+let csrfToken = null;
+export function setCsrf(token) { csrfToken = token; }
+let unauthorizedListener = () => {};
+export function onUnauthorized(fn) { unauthorizedListener = fn; }
+
 export async function request(method, path, body) {
   const init = { method, headers: { Accept: 'application/json' } };
+  if (method !== 'GET' && csrfToken) init.headers['X-CSRF-Token'] = csrfToken;
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -35,6 +44,7 @@ export async function request(method, path, body) {
     const msg = (data && typeof data.error === 'string') ? data.error : `${res.status} ${res.statusText}`;
     const err = new ApiError(res.status, msg);
     if (err.outage) outageListener(err);
+    if (res.status === 401 && !url.endsWith('/auth/login')) unauthorizedListener(err);
     throw err;
   }
   outageListener(null);

@@ -13,7 +13,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { BASE, api, newProject, newBead, sql, sleep, stackShell } from './lib.mjs';
+import { ADMIN_TOKEN, BASE, api, newProject, newBead, newUser, sql, sleep, stackShell } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const artifacts = path.join(here, 'artifacts');
@@ -34,7 +34,7 @@ let project;
 let stub = null;
 let workProject = null; // the project an agent worked in (for the phone-width analytics)
 const problems = []; // console errors, page errors, failed requests
-let expectRefusal = null; // the path of the one request a step is refused on purpose
+let expectRefusal = null; // the path (or paths) of the requests a step is refused on purpose
 
 before(async () => {
   if (skip) return;
@@ -73,14 +73,18 @@ async function script(url, body) {
   assert.equal(r.status, 200, await r.text());
 }
 
-async function page(width, height) {
+// A page signed in as token's user (the admin's by default) through the session cookie, as
+// after a login; token null: not signed in.
+async function page(width, height, token = ADMIN_TOKEN) {
   const context = await browser.newContext({ viewport: { width, height }, baseURL: BASE });
+  if (token) await context.addCookies([{ name: 'loom_session', value: token, url: BASE }]);
   const p = await context.newPage();
   p.setDefaultTimeout(5000);
   p.on('console', (m) => {
     if (m.type() !== 'error') return;
     // The refusals the test provokes on purpose (empty title, empty reason) Chrome logs too.
-    if (expectRefusal && m.text().includes('status of 400') && m.location().url.endsWith(expectRefusal)) return;
+    const refused = [].concat(expectRefusal || []);
+    if (/status of 40[01]/.test(m.text()) && refused.some((r) => m.location().url.endsWith(r))) return;
     problems.push(`console: ${m.text()} (${m.location().url})`);
   });
   p.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
@@ -389,5 +393,60 @@ test('dashboard at phone width', { skip }, async () => {
     await p.screenshot({ path: path.join(artifacts, `ui-${tab}-390x844.png`), fullPage: true });
   }
   await p.context().close();
+  assert.deepEqual(problems, []);
+});
+
+test('sign in: wrong password shown inline, then the dashboard; Account keys; Users for admins only', { skip }, async () => {
+  const v = await newUser('viewer');
+  const p = await page(1280, 800, null);
+  expectRefusal = ['/api/v1/auth/me', '/api/v1/auth/login']; // signed out; the wrong password
+  try {
+    await p.goto('/');
+    await p.locator('#login').waitFor({ state: 'visible' });
+    assert.ok(await p.locator('#app').isHidden(), 'nothing of the dashboard before signing in');
+    await p.fill('#login-user', v.username);
+    await p.fill('#login-pass', 'not-the-password');
+    await p.click('#login-submit');
+    await p.locator('#login-error').waitFor({ state: 'visible' });
+    assert.match(await p.textContent('#login-error'), /invalid user name or password/);
+    await p.fill('#login-pass', v.password);
+    await p.click('#login-submit');
+    await p.locator('#app').waitFor({ state: 'visible' });
+    assert.match(await p.textContent('#user-menu'), new RegExp(`${v.username} · viewer`));
+    assert.ok(await p.locator('#tab-users').isHidden(), 'a viewer has no Users tab');
+    const cookies = await p.context().cookies();
+    const c = cookies.find((x) => x.name === 'loom_session');
+    assert.ok(c && c.httpOnly && c.sameSite === 'Strict', JSON.stringify(cookies));
+    // Account: a key is shown once, then listed by its prefix only
+    await p.goto('/#account');
+    await p.fill('#key-name', 'from-the-ui');
+    await p.click('#key-form button[type=submit]');
+    const key = await p.locator('#key-value').textContent();
+    assert.match(key, /^lmk_[0-9a-f]{32}$/);
+    await p.locator('#keys-list td', { hasText: /^from-the-ui$/ }).waitFor();
+    assert.ok(!(await p.textContent('#keys-list')).includes(key), 'the full key is not listed');
+    assert.equal((await api('GET', '/api/v1/auth/me', undefined, { Authorization: `Bearer ${key}` })).status, 200);
+    await p.screenshot({ path: path.join(artifacts, 'account.png'), fullPage: true });
+    // signing out ends the session: the sign-in page again
+    const seen = problems.length;
+    await p.click('#logout-btn');
+    await p.locator('#login').waitFor({ state: 'visible' });
+    // the reload after signing out aborts whatever the old page still had in flight
+    for (let i = problems.length - 1; i >= seen; i--) if (problems[i].endsWith('net::ERR_ABORTED')) problems.splice(i, 1);
+  } finally {
+    expectRefusal = false;
+    await p.context().close();
+  }
+  const a = await page(1280, 800);
+  try {
+    await a.goto('/#users');
+    await a.locator('#users-list td', { hasText: new RegExp(`^${v.username}$`) }).waitFor();
+    await a.click(`text=Disable ${v.username}`);
+    await a.locator(`text=Enable ${v.username}`).waitFor();
+    assert.equal(sql(`SELECT disabled FROM users WHERE username = '${v.username}'`), 't');
+    await a.screenshot({ path: path.join(artifacts, 'users.png'), fullPage: true });
+  } finally {
+    await a.context().close();
+  }
   assert.deepEqual(problems, []);
 });
