@@ -5,8 +5,10 @@
 # works, and otherwise prints the apt-get command to run and exits 1.
 set -euo pipefail
 
+# bubblewrap: the jail agent commands run in (workers/sandbox.h; without it they run unjailed)
 RUN_PKGS=(build-essential pkg-config libfcgi-dev libfcgi-bin libpq-dev libjson-c-dev
-	libcurl4-openssl-dev libsodium-dev libargon2-dev nginx supervisor postgresql curl ca-certificates git)
+	libcurl4-openssl-dev libsodium-dev libargon2-dev nginx supervisor postgresql curl ca-certificates git
+	bubblewrap)
 # chromium: the headless browser that tests/e2e/ui.test.mjs drives through playwright-core
 TEST_PKGS=(clang-format wrk procps iproute2 chromium)
 

@@ -103,6 +103,7 @@ enum {
         CTX_BEAD_CONTEXT,
         CTX_PREVIOUS,
         CTX_GIT_STRATEGY,
+        CTX_ALLOW_NETWORK,
 };
 
 static struct db_stmt exec_context_stmt = {
@@ -118,7 +119,8 @@ static struct db_stmt exec_context_stmt = {
                "                          'last_run_error'])::text,"
                "       (SELECT format('%s: %s', pr.terminal_reason, coalesce(pr.error, ''))"
                "          FROM runs pr WHERE pr.bead_id = r.bead_id AND pr.id < r.id"
-               "          ORDER BY pr.id DESC LIMIT 1), p.git_strategy"
+               "          ORDER BY pr.id DESC LIMIT 1), p.git_strategy,"
+               "       coalesce(p.context->>'allow_network' IN ('true', '1', 'yes'), false)"
                " FROM runs r JOIN beads b ON b.id = r.bead_id"
                " JOIN projects p ON p.id = r.project_id"
                " JOIN personas pe ON pe.name = r.persona_name"
@@ -225,6 +227,9 @@ static struct db_stmt exec_finish_stmt = {
         .sql = "SELECT loom_run_finish($1, $2, $3, $4, $5::int, 0, 0)",
         .nparams = 5,
 };
+
+/* Chosen once at start (LOOM_SANDBOX*): how commands are confined. */
+static struct sandbox exec_sandbox;
 
 struct exec_settings {
         long lease_s;
@@ -982,7 +987,14 @@ static int exec_run(struct exec_run *run)
                 .author_name = run->agent_name,
                 .author_email = arena_printf(&run->w->arena, "%s@loom.local",
                                              run->agent[0] ? run->agent : "agent"),
+                .sandbox = &exec_sandbox,
+                .allow_network = strcmp(PQgetvalue(ctx, 0, CTX_ALLOW_NETWORK), "t") == 0,
         };
+        log_info("run %s: commands run in sandbox %s, network %s", run->id,
+                 sandbox_mode_name(exec_sandbox.mode),
+                 exec_sandbox.mode != SANDBOX_BWRAP ? "not isolated"
+                 : run->tenv.allow_network          ? "allowed (context.allow_network)"
+                                                    : "off");
         exec_open_conversation(run, ctx);
         PQclear(ctx);
         while (!reason && run->iterations < run->max_iterations) {
@@ -1074,6 +1086,26 @@ static int executor_tick(struct worker *w)
         return rc ? rc : 1; /* a run was worked: the queue may hold more, claim again now */
 }
 
+/* Probes and announces the sandbox; false when LOOM_SANDBOX=bwrap cannot be had. */
+static bool exec_sandbox_setup(void)
+{
+        char err[700], desc[1200];
+
+        if (sandbox_setup(&exec_sandbox, err, sizeof(err)) != ERR_OK) {
+                log_error("refusing to start: %s", err);
+                return false;
+        }
+        sandbox_describe(&exec_sandbox, desc, sizeof(desc));
+        if (exec_sandbox.mode == SANDBOX_BWRAP)
+                log_info("sandbox: commands run in %s", desc);
+        else
+                log_warn("SANDBOX %s: commands are NOT isolated by bwrap (%s); they run with "
+                         "rlimits, the program allowlist and no_new_privs only; %s",
+                         exec_sandbox.mode == SANDBOX_OFF ? "OFF" : "UNAVAILABLE",
+                         exec_sandbox.reason, desc);
+        return true;
+}
+
 int main(void)
 {
         static const struct worker_def def = {
@@ -1090,6 +1122,8 @@ int main(void)
                 log_error("%s", err);
                 return 1;
         }
+        if (!exec_sandbox_setup())
+                return 1;
         if (httpc_global_init() != 0) {
                 log_error("cannot initialise libcurl");
                 return 1;

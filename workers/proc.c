@@ -8,6 +8,7 @@
  */
 #include "proc.h"
 #include "err.h"
+#include "sandbox.h"
 #include "xalloc.h"
 
 #include <errno.h>
@@ -26,8 +27,6 @@
 
 #define PROC_MAX_ENV    64
 #define PROC_READ_CHUNK 65536
-#define PROC_FSIZE_MAX  ((rlim_t)512 << 20)
-#define PROC_NOFILE_MAX 1024
 
 /* Where the child reports a failure before exec: which step, and errno. */
 enum proc_step { PROC_STEP_CHDIR = 1, PROC_STEP_STDIO, PROC_STEP_EXEC };
@@ -54,8 +53,7 @@ static long proc_now_ms(void)
         return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The absolute path of prog: as given when it holds a '/', else the first hit in PROC_PATH. */
-static bool proc_resolve(const char *prog, char *out, size_t outlen)
+bool proc_find(const char *prog, char *out, size_t outlen)
 {
         const char *dir = PROC_PATH;
 
@@ -131,17 +129,6 @@ static void proc_child_fail(int fd, int step)
         _exit(127);
 }
 
-static void proc_child_limit(int resource, rlim_t value)
-{
-        struct rlimit rl;
-
-        if (getrlimit(resource, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < value)
-                value = rl.rlim_max;
-        rl.rlim_cur = value;
-        rl.rlim_max = value;
-        (void)setrlimit(resource, &rl);
-}
-
 /*
  * glibc keeps two real-time signals for itself (32, 33) and sigaction() refuses them, but an
  * ignored one is inherited across exec all the same (make ignores them, for one): reset them
@@ -163,9 +150,18 @@ static void proc_child_default(int sig)
 #endif
 }
 
+/* What the child executes: path with argv, in cwd, confined by job. */
+struct proc_exec {
+        const char *path;
+        char *const *argv;
+        char *const *envp;
+        const char *cwd;
+        const struct sandbox_job *job;
+        int timeout_s;
+};
+
 /* In the child: async-signal-safe calls only, then exec. Never returns. */
-static void proc_child(pid_t parent, const char *path, char *const *argv, char *const *envp,
-                       const char *cwd, int timeout_s, int out_w, int msg_w)
+static void proc_child(pid_t parent, const struct proc_exec *x, int out_w, int msg_w)
 {
         struct sigaction sa;
         sigset_t none;
@@ -200,13 +196,10 @@ static void proc_child(pid_t parent, const char *path, char *const *argv, char *
 #endif
                 for (int fd = 4; fd < 65536; fd++)
                         (void)close(fd);
-        if (chdir(cwd) != 0)
+        if (chdir(x->cwd) != 0)
                 proc_child_fail(msg_w, PROC_STEP_CHDIR);
-        proc_child_limit(RLIMIT_CORE, 0);
-        proc_child_limit(RLIMIT_FSIZE, PROC_FSIZE_MAX);
-        proc_child_limit(RLIMIT_NOFILE, PROC_NOFILE_MAX);
-        proc_child_limit(RLIMIT_CPU, (rlim_t)timeout_s + 5);
-        execve(path, argv, envp);
+        sandbox_child_enter(x->job, x->timeout_s);
+        execve(x->path, x->argv, x->envp);
         proc_child_fail(msg_w, PROC_STEP_EXEC);
 }
 
@@ -368,7 +361,12 @@ int proc_run(const char *const *argv, const struct proc_opts *opts, struct proc_
         struct proc_child_msg msg;
         int fds[4] = {-1, -1, -1, -1}; /* out_r, out_w, msg_r, msg_w */
         char path[4096];
-        char **envp = NULL;
+        char **envp = NULL, **jail = NULL;
+        struct proc_exec x = {.path = path,
+                              .argv = (char *const *)argv,
+                              .cwd = opts->cwd,
+                              .job = opts->sandbox,
+                              .timeout_s = timeout_s};
         pid_t pid, parent;
         int rc = ERR_OK, step;
 
@@ -378,7 +376,7 @@ int proc_run(const char *const *argv, const struct proc_opts *opts, struct proc_
                 snprintf(err, errlen, "no program or no working directory");
                 return ERR_INVALID;
         }
-        if (!proc_resolve(argv[0], path, sizeof(path))) {
+        if (!proc_find(argv[0], path, sizeof(path))) {
                 snprintf(err, errlen, "%s: program not found in %s", argv[0], PROC_PATH);
                 return ERR_INVALID;
         }
@@ -388,12 +386,18 @@ int proc_run(const char *const *argv, const struct proc_opts *opts, struct proc_
                 return ERR_INTERNAL;
         }
         envp = proc_build_env(opts);
+        x.envp = envp;
+        if (sandbox_jailed(opts->sandbox)) {
+                jail = sandbox_argv(opts->sandbox, path, argv, opts->cwd);
+                x.path = opts->sandbox->sb->bwrap;
+                x.argv = jail;
+        }
         parent = getpid();
         pid = fork();
         if (pid == 0)
-                proc_child(parent, path, (char *const *)argv, envp, opts->cwd, timeout_s, fds[1],
-                           fds[3]);
+                proc_child(parent, &x, fds[1], fds[3]);
         proc_free_env(envp);
+        sandbox_argv_free(jail);
         close(fds[1]);
         close(fds[3]);
         fds[1] = fds[3] = -1;
@@ -407,7 +411,7 @@ int proc_run(const char *const *argv, const struct proc_opts *opts, struct proc_
                 while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                         ;
                 snprintf(err, errlen, "%s %s: %s", step == PROC_STEP_CHDIR ? "chdir" : "exec",
-                         step == PROC_STEP_CHDIR ? opts->cwd : path, strerror(msg.err));
+                         step == PROC_STEP_CHDIR ? opts->cwd : x.path, strerror(msg.err));
                 rc = step == PROC_STEP_STDIO ? ERR_INTERNAL : ERR_INVALID;
                 goto out;
         }

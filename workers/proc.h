@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct sandbox_job;
+
 struct proc_opts {
         const char *cwd;        /* required */
         int timeout_s;          /* wall clock; the process group gets SIGTERM, then SIGKILL */
@@ -18,6 +20,8 @@ struct proc_opts {
         const char *const *env; /* extra NAME=value entries added to the scrubbed set, or NULL */
         bool keep_tail;         /* past the cap keep the first and last halves of the output, with
                                    "[… N bytes omitted …]" between (test output ends usefully) */
+        const struct sandbox_job *sandbox; /* limits, privileges, bwrap (sandbox.h); NULL: the
+                                              base limits and no_new_privs only */
 };
 
 /* The environment a program gets, before opts->env (which may replace any of it). */
@@ -46,7 +50,10 @@ struct proc_result {
  * started; when it exits, whatever it left running in its group is killed too.  Its
  * environment is PATH=PROC_PATH, HOME=opts->cwd, LANG=C.UTF-8, TERM=dumb,
  * GIT_TERMINAL_PROMPT=0 and opts->env, nothing inherited; signal dispositions and mask are
- * reset; rlimits: no core files, 512 MiB files, 1024 descriptors, CPU timeout+5 s.  No signal
+ * reset; no_new_privs is set; rlimits: opts->sandbox's, or without one no core files, 512 MiB
+ * files, 1024 descriptors, CPU timeout+5 s.  A jailed sandbox job runs the program inside
+ * bubblewrap (the exit code is the program's; its timeout kills bwrap, which takes the whole
+ * jail with it).  No signal
  * handler is installed: the caller's SIGTERM handling stays as it is (an interrupted wait is
  * resumed).  res is always initialised (release it even on error); argv and opts are borrowed.
  */
@@ -54,5 +61,11 @@ int proc_run(const char *const *argv, const struct proc_opts *opts, struct proc_
              char *err, size_t errlen) __attribute__((warn_unused_result));
 
 void proc_result_release(struct proc_result *res);
+
+/*
+ * The absolute path of prog: as given when it holds a '/', else the first executable hit in
+ * PROC_PATH.  False when there is none (or it does not fit outlen).
+ */
+bool proc_find(const char *prog, char *out, size_t outlen) __attribute__((warn_unused_result));
 
 #endif

@@ -53,6 +53,7 @@ struct tools_ctx {
         int rootfd;
         char home[PATH_MAX];
         size_t output_cap;
+        bool jailed; /* the last program ran inside bubblewrap */
 };
 
 /* A path an agent named, checked and normalised: components joined by '/', "" = the root. */
@@ -1079,11 +1080,17 @@ static bool tools_exec(struct tools_ctx *c, const char *const *argv, const char 
 {
         char home[PATH_MAX + 8];
         const char *env[] = {home, "CI=true", git ? "GIT_CONFIG_GLOBAL=/dev/null" : NULL, NULL};
+        struct sandbox_job job = {.sb = c->env->sandbox,
+                                  .worktree = c->env->root,
+                                  .home = c->home,
+                                  .allow_network = c->env->allow_network,
+                                  .outside = git};
         struct proc_opts o = {.cwd = cwd,
                               .timeout_s = timeout_s,
                               .output_cap = c->output_cap,
                               .env = env,
-                              .keep_tail = true};
+                              .keep_tail = true,
+                              .sandbox = c->env->sandbox ? &job : NULL};
         char err[512];
 
         snprintf(home, sizeof(home), "HOME=%s", c->home);
@@ -1098,6 +1105,7 @@ static bool tools_exec(struct tools_ctx *c, const char *const *argv, const char 
         c->res->exit_code = pr->exit_code;
         c->res->timed_out = pr->timed_out;
         c->res->duration_ms = pr->duration_ms;
+        c->jailed = sandbox_jailed(o.sandbox);
         return true;
 }
 
@@ -1120,6 +1128,10 @@ static void tools_exec_text(struct tools_ctx *c, const char *prefix, int timeout
         strbuf_add(&c->res->text, pr->output.buf, pr->output.len);
         if (!pr->output.len)
                 strbuf_addstr(&c->res->text, "(no output)");
+        if (!ok && c->jailed && strstr(pr->output.buf, "Read-only file system"))
+                strbuf_addstr(&c->res->text,
+                              "\n[sandbox: only the worktree and /tmp are writable and .git is "
+                              "read-only; commit with the git_commit action]");
 }
 
 static int command_timeout(struct tools_ctx *c)
@@ -1770,18 +1782,32 @@ static void act_run_tests(struct tools_ctx *c)
 /* ---- git --------------------------------------------------------------------------------------
  */
 
-/* Runs git -c safe.directory=* args in the worktree; the display leaves out -c pairs. */
+/*
+ * Runs git -c safe.directory=* args in the worktree; the display leaves out -c pairs.  This git
+ * runs outside the sandbox, so it must not run anything the worktree holds: an agent can make a
+ * repository inside it (git init sub), which git add turns into a gitlink; git status and git
+ * diff would then run git status in it, with its core.fsmonitor and filters.  So a submodule's
+ * files are never looked at (diff.ignoreSubmodules=dirty; a new gitlink commit still shows),
+ * git add is kept out of them (git_stage), and, in case, no fsmonitor at all (the setting
+ * reaches the git run for a submodule too).
+ */
 static bool tools_git(struct tools_ctx *c, const char *const *args, int timeout_s,
                       struct proc_result *pr)
 {
-        const char *argv[TOOLS_MAX_ARGS + 8] = {"git", "-c", "safe.directory=*"};
+        const char *argv[TOOLS_MAX_ARGS + 12] = {"git",
+                                                 "-c",
+                                                 "safe.directory=*",
+                                                 "-c",
+                                                 "core.fsmonitor=false",
+                                                 "-c",
+                                                 "diff.ignoreSubmodules=dirty"};
         struct strbuf display;
-        size_t n = 3;
+        size_t n = 7;
         bool ran;
 
         strbuf_init(&display, sizeof(c->res->command) - 1);
         strbuf_addstr(&display, "git");
-        for (size_t i = 0; args[i] && n < TOOLS_MAX_ARGS + 7; i++) {
+        for (size_t i = 0; args[i] && n < TOOLS_MAX_ARGS + 11; i++) {
                 argv[n++] = args[i];
                 if (strcmp(args[i], "-c") == 0 && args[i + 1]) {
                         argv[n++] = args[++i];
@@ -1892,7 +1918,57 @@ static bool git_on_branch(struct tools_ctx *c)
         return on;
 }
 
-/* git add -A, or of the listed files (each checked); false with the failure in res. */
+/*
+ * The gitlinks (submodules) in the index, as ":(exclude,literal)<path>" pathspecs for git add:
+ * for a gitlink whose directory holds a repository, git add runs git status in it, with that
+ * repository's configuration (core.fsmonitor, filters) — an agent can make one in its worktree.
+ * Returns how many, or -1 with the failure in res; *out is owned (free each and the array).
+ */
+static long git_gitlinks(struct tools_ctx *c, char ***out)
+{
+        static const char *const argv[] = {
+                "/bin/sh", "-c",
+                "git -c safe.directory=* -c core.fsmonitor=false ls-files -s -z | grep -z "
+                "'^160000 '",
+                NULL};
+        struct proc_result pr;
+        char **links = NULL;
+        long n = 0;
+
+        *out = NULL;
+        if (!tools_exec(c, argv, "git ls-files -s", c->env->root, TOOLS_GIT_TIMEOUT_S, true, &pr))
+                return -1;
+        if (pr.exit_code > 1 || pr.truncated) {
+                res_fail(c->res, "listing the submodules failed (exit code %d%s):\n%s",
+                         pr.exit_code, pr.truncated ? ", too many" : "", pr.output.buf);
+                proc_result_release(&pr);
+                return -1;
+        }
+        for (const char *p = pr.output.buf; p < pr.output.buf + pr.output.len; p += strlen(p) + 1) {
+                const char *tab = strchr(p, '\t');
+                size_t len;
+
+                if (!tab || !tab[1])
+                        continue;
+                len = strlen(tab + 1) + sizeof(":(exclude,literal)");
+                links = xrealloc(links, (size_t)(n + 1) * sizeof(*links));
+                links[n] = xmalloc(len);
+                snprintf(links[n++], len, ":(exclude,literal)%s", tab + 1);
+        }
+        proc_result_release(&pr);
+        *out = links;
+        return n;
+}
+
+static void git_gitlinks_free(char **links, long n)
+{
+        for (long i = 0; i < n; i++)
+                free(links[i]);
+        free(links);
+}
+
+/* git add -A, or of the listed files (each checked), never into a submodule; false with the
+ * failure in res. */
 static bool git_stage(struct tools_ctx *c)
 {
         const char *args[TOOLS_MAX_ARGS + 4] = {"add", "-A"};
@@ -1900,14 +1976,26 @@ static bool git_stage(struct tools_ctx *c)
         json_object *files;
         size_t n = 2, count = 0;
         struct proc_result pr;
+        char **links = NULL;
+        long nlinks = git_gitlinks(c, &links);
         bool ok = false;
+
+        if (nlinks < 0)
+                return false;
+        if (nlinks > TOOLS_MAX_ARGS / 2) {
+                res_fail(c->res,
+                         "the worktree has %ld submodules; at most %d can be committed "
+                         "around",
+                         nlinks, TOOLS_MAX_ARGS / 2);
+                goto out;
+        }
 
         if (json_object_object_get_ex(c->action, "files", &files) &&
             json_object_is_type(files, json_type_array) && json_object_array_length(files)) {
                 count = json_object_array_length(files);
-                if (count > TOOLS_MAX_ARGS) {
-                        res_fail(c->res, "at most %d files per commit", TOOLS_MAX_ARGS);
-                        return false;
+                if (count > TOOLS_MAX_ARGS / 2) {
+                        res_fail(c->res, "at most %d files per commit", TOOLS_MAX_ARGS / 2);
+                        goto out;
                 }
                 paths = xcalloc(count, sizeof(*paths));
                 args[n++] = "--";
@@ -1922,7 +2010,12 @@ static bool git_stage(struct tools_ctx *c)
                                 goto out;
                         args[n++] = paths[i].ncomp ? paths[i].norm : ".";
                 }
+        } else if (nlinks) {
+                args[n++] = "--";
+                args[n++] = ".";
         }
+        for (long i = 0; i < nlinks; i++)
+                args[n++] = links[i];
         args[n] = NULL;
         if (!tools_git(c, args, TOOLS_GIT_TIMEOUT_S, &pr))
                 goto out;
@@ -1933,6 +2026,7 @@ static bool git_stage(struct tools_ctx *c)
         }
         proc_result_release(&pr);
 out:
+        git_gitlinks_free(links, nlinks);
         free(paths);
         return ok;
 }

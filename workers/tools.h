@@ -3,7 +3,10 @@
  *
  * Every path an agent names is resolved inside env->root; "..", absolute paths and symlinks
  * that lead out are refused with a message the model can act on.  Commands run through proc
- * (allowlisted binaries, timeout, output cap, scrubbed environment, cwd in the worktree).
+ * (allowlisted binaries, timeout, output cap, scrubbed environment, cwd in the worktree) in
+ * env->sandbox: run_command, build_project and run_tests inside bubblewrap when it works here
+ * (only the worktree, its HOME and /tmp writable; no network unless env->allow_network), the
+ * git_* actions outside it (see sandbox.h); all with its rlimits and no privileges.
  * Results are text for the model, capped; the executor logs them (actions, command_logs).
  *
  * The actions and their fields (paths are relative to the worktree root):
@@ -30,6 +33,7 @@
 #ifndef LOOM_TOOLS_H
 #define LOOM_TOOLS_H
 
+#include "sandbox.h"
 #include "strbuf.h"
 
 #include <json-c/json.h>
@@ -44,7 +48,9 @@ struct tool_env {
         int command_timeout_s;                  /* run_command/build/test default (300) */
         size_t output_cap;                      /* command output kept for the model (16 KiB) */
         const char *author_name, *author_email; /* commit identity (the agent) */
-        const char *default_branch; /* git_push refuses it; NULL: main/master and origin/HEAD */
+        const char *default_branch;    /* git_push refuses it; NULL: main/master and origin/HEAD */
+        const struct sandbox *sandbox; /* NULL: proc's base limits and no_new_privs only */
+        bool allow_network;            /* the project's context.allow_network */
 };
 
 struct tool_result {
