@@ -66,13 +66,14 @@ else
 fi
 
 echo "== e2e (nginx + FastCGI + PostgreSQL under supervisord)"
-tests/lib/run-e2e.sh >"${TMPDIR:-/tmp}/loom-e2e.log" 2>&1
+e2elog=$(mktemp "${TMPDIR:-/tmp}/loom-e2e.XXXXXX") # one per run: parallel checks must not share it
+tests/lib/run-e2e.sh >"$e2elog" 2>&1
 # show each failing test with its YAML diagnostics, nothing for passing ones
-awk '/^not ok/ {show = 1} /^(ok|# Subtest)/ {show = 0} show' "${TMPDIR:-/tmp}/loom-e2e.log" | head -n 200
-p=$(grep -E '^# pass [0-9]+' "${TMPDIR:-/tmp}/loom-e2e.log" | tail -n 1 | awk '{print $3}')
-f=$(grep -E '^# fail [0-9]+' "${TMPDIR:-/tmp}/loom-e2e.log" | tail -n 1 | awk '{print $3}')
+awk '/^not ok/ {show = 1} /^(ok|# Subtest)/ {show = 0} show' "$e2elog" | head -n 200
+p=$(grep -E '^# pass [0-9]+' "$e2elog" | tail -n 1 | awk '{print $3}')
+f=$(grep -E '^# fail [0-9]+' "$e2elog" | tail -n 1 | awk '{print $3}')
 if [ -z "$p" ]; then
-	echo "  e2e produced no results:"; tail -n 40 "${TMPDIR:-/tmp}/loom-e2e.log"
+	echo "  e2e produced no results:"; tail -n 40 "$e2elog"
 	failed=$((failed + 1))
 else
 	echo "  e2e: $p passed, $f failed"
