@@ -16,7 +16,8 @@
 # and every event delivered, NOTIFY -> client p99 < 250 ms, loom-sse + nginx memory < 16 KiB
 # per stream, /health p99 < 50 ms with the streams open.  Exits 0 when a target is missed,
 # non-zero when something failed.  Bounded: every phase has a deadline (the client's: 120 s
-# to connect, 15 s to deliver after the last event), and the stack is removed on exit.
+# to connect, 60 s of /health, 15 s to deliver after the last event; 30 min for all), and the
+# stack is removed on exit.  The whole default run takes about a minute.
 #
 # Limits: each stream holds one descriptor in the client and in loom-sse and two in nginx (the
 # client connection and the FastCGI one).  The client raises its RLIMIT_NOFILE to the hard
@@ -60,7 +61,7 @@ done
 
 echo "bench-sse: levels $levels; loom-sse pid $sse_pid, nginx workers $nginx_workers" >&2
 # shellcheck disable=SC2086 # the levels are words on purpose
-"$client" "$host" "$port" "$sse_pid" "$nginx_workers" $levels | tee "$work/results" >&2 ||
+timeout 1800 "$client" "$host" "$port" "$sse_pid" "$nginx_workers" $levels | tee "$work/results" >&2 ||
 	{ stack_logs 20; exit 1; }
 
 # ---- the table ---------------------------------------------------------------------------

@@ -13,18 +13,20 @@
  *   3. BENCH_SSE_HEALTH (200) sequential GET /health, each on a new connection, timed from
  *      connect() to the end of the response;
  *   4. BENCH_SSE_EVENTS (20) events, BENCH_SSE_INTERVAL_MS (200) apart, each one
- *      `SELECT loom_event('bench.tick', …, {"bench_t": <CLOCK_MONOTONIC µs>, "padding_to_size":
- * "xx…"})` (BENCH_SSE_PAD (0) bytes of padding, to try event sizes) on its own connection to
- * LOOM_DATABASE_URL (autocommit: the trigger's NOTIFY goes out at commit). A sample is the time
- * from just before that statement was sent to the read() that returned the event's data line on one
- * stream: N samples per event.  The phase ends when every open stream has every event, or 15 s
- * after the last one was sent; Meanwhile another thread runs GET /health (as in 3) every 20 ms, and
- * the CPU time loom-sse, the nginx workers and this process used over the phase is read from /proc;
+ *      `SELECT loom_event('bench.tick', …)` whose payload carries "bench_t", the CLOCK_MONOTONIC
+ *      µs just before the statement was sent (plus BENCH_SSE_PAD (0) bytes of padding, to try
+ *      event sizes), on its own connection to LOOM_DATABASE_URL (autocommit: the trigger's
+ *      NOTIFY goes out at commit).  A sample is the time from that stamp to the read() that
+ *      returned the event's data line on one stream: N samples per event.  The phase ends when
+ *      every open stream has every event, or 15 s after the last one was sent.  Meanwhile
+ *      another thread runs GET /health (as in 3) every 20 ms, and the CPU time of loom-sse, the
+ *      nginx workers and this process over the phase is read from /proc;
  *   5. reads VmRSS again, closes every stream with a reset (no TIME_WAIT left behind) and
  *      waits BENCH_SSE_SETTLE_MS (2000) for nginx and loom-sse to let them go.
  *
- * The baseline RSS is read once, before the first level, with no stream open: per-stream
- * memory is (RSS with N open - baseline) / N, so memory kept from an earlier level counts.
+ * The baseline RSS is read once, before the first level, with no stream open: the driver's
+ * per-stream memory is (RSS with N open - baseline) / streams open, so memory kept from an
+ * earlier level counts.  BENCH_SSE_VERBOSE=1 prints each event's first and last arrival.
  *
  *   sse_client HOST PORT SSE_PID NGINX_WORKER_PIDS N [N ...]     (pids: comma-separated)
  *
@@ -66,7 +68,8 @@
 #define CLIENT_MAX_EVENTS   1000
 #define CLIENT_EPOLL_BATCH  1024
 #define CLIENT_DRAIN_MS     15000 /* after the last event was sent */
-#define CLIENT_HEALTH_TO_MS 5000
+#define CLIENT_HEALTH_TO_MS 2000  /* one /health request, connect and read */
+#define CLIENT_HEALTH_MAX_S 60    /* one phase of /health requests */
 #define CLIENT_STAMP_KEY    "\"bench_t\":"
 #define CLIENT_SEQ_KEY      "\"seq\":"
 
@@ -589,6 +592,7 @@ static int64_t health_once(const struct client *cl)
         if (fd < 0)
                 return -1;
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* bounds connect() */
         len = snprintf(req, sizeof(req),
                        "GET /health HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", cl->host,
                        cl->port);
@@ -623,15 +627,17 @@ struct health_run {
         long count;
 };
 
-/* Sequential requests until max are done or *stop is set; a thread body. */
+/* Sequential requests until max are done, *stop is set or CLIENT_HEALTH_MAX_S have passed;
+ * a thread body. */
 static void *health_main(void *arg)
 {
         struct health_run *h = arg;
+        int64_t until = client_now_us() + (int64_t)CLIENT_HEALTH_MAX_S * 1000000;
 
         h->us = calloc((size_t)h->max + 1, sizeof(*h->us));
         if (!h->us)
                 client_die("out of memory");
-        while (h->count < h->max && !(h->stop && atomic_load(h->stop))) {
+        while (h->count < h->max && !(h->stop && atomic_load(h->stop)) && client_now_us() < until) {
                 int64_t us = health_once(h->cl);
 
                 h->count++;
@@ -788,9 +794,10 @@ static void client_level(struct client *cl, long n)
         client_sleep_ms(cl->settle_ms);
 }
 
-static void client_setup(struct client *cl, int argc, char **argv)
+static void client_setup(struct client *cl, char **argv)
 {
         const char *url = getenv("LOOM_DATABASE_URL");
+        PGresult *res;
 
         cl->host = argv[1];
         cl->port = (int)client_num(argv[2], 1, 65535, "PORT");
@@ -813,10 +820,13 @@ static void client_setup(struct client *cl, int argc, char **argv)
         cl->db = PQconnectdb(url);
         if (PQstatus(cl->db) != CONNECTION_OK)
                 client_die("cannot connect to the database: %s", PQerrorMessage(cl->db));
+        res = PQexec(cl->db, "SET statement_timeout = '10s'");
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                client_die("SET statement_timeout failed: %s", PQresultErrorMessage(res));
+        PQclear(res);
         cl->epfd = epoll_create1(EPOLL_CLOEXEC);
         if (cl->epfd < 0)
                 client_die("epoll_create1: %s", strerror(errno));
-        (void)argc;
 }
 
 int main(int argc, char **argv)
@@ -830,7 +840,7 @@ int main(int argc, char **argv)
                         argv[0]);
                 return 2;
         }
-        client_setup(&cl, argc, argv);
+        client_setup(&cl, argv);
         for (int i = 5; i < argc; i++) {
                 long n = client_num(argv[i], 1, CLIENT_MAX_STREAMS, "N");
 
