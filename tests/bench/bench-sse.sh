@@ -117,7 +117,10 @@ for n in $levels; do
 		"$(get health "$n" 7)/$(get health "$n" 8)" "$(get health_events "$n" 4)" \
 		"$(get health_events "$n" 5)" "$(get health_events "$n" 7)/$(get health_events "$n" 8)"
 done
-printf '\n'
+printf 'nginx workers'"'"' open descriptors (two per stream):'
+for n in $levels; do printf ' %s at %s;' "$(get fds "$n" 4)" "$n"; done
+printf ' worker_connections %s each\n\n' \
+	"$(awk '$1 == "worker_connections" {sub(";", "", $2); print $2}' "$LOOM_VAR/conf/nginx.conf")"
 
 t=$most
 s=$(per "$t" 4 "$base_sse") g=$(per "$t" 5 "$base_nginx")

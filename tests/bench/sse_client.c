@@ -34,6 +34,7 @@
  *   RESULT base SSE_KB NGINX_KB
  *   RESULT open N CONNECTED FAILED SECONDS
  *   RESULT rss N SSE_KB NGINX_KB                   (idle, N open)
+ *   RESULT fds N A,B,…                             (open descriptors of each nginx worker)
  *   RESULT rss_events N SSE_KB NGINX_KB            (right after the events)
  *   RESULT health N P50 P99 MAX OK COUNT
  *   RESULT latency N P50 P99 MAX DELIVERED EXPECTED
@@ -56,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -270,6 +272,24 @@ static void client_cpu_ms(const struct client *cl, double out[3])
         out[0] = (double)client_cpu_ticks(cl->sse_pid) * ms_per_tick;
         out[1] = (double)nginx * ms_per_tick;
         out[2] = (double)client_cpu_ticks(getpid()) * ms_per_tick;
+}
+
+/* Open descriptors of pid (its connections, mostly); -1 when they cannot be read. */
+static long client_fds(long pid)
+{
+        char path[64];
+        struct dirent *de;
+        long n = 0;
+        DIR *d;
+
+        snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
+        d = opendir(path);
+        if (!d)
+                return -1;
+        while ((de = readdir(d)))
+                n += de->d_name[0] != '.';
+        closedir(d);
+        return n;
 }
 
 static long client_nginx_rss_kb(const struct client *cl)
@@ -771,6 +791,15 @@ static void client_print_rss(const struct client *cl, const char *what)
                client_nginx_rss_kb(cl));
 }
 
+/* How the streams spread over the nginx workers: "RESULT fds N A,B,...". */
+static void client_print_fds(const struct client *cl)
+{
+        printf("RESULT fds %ld ", cl->lv.n);
+        for (int i = 0; i < cl->n_nginx; i++)
+                printf("%s%ld", i ? "," : "", client_fds(cl->nginx_pids[i]));
+        printf("\n");
+}
+
 static void client_level(struct client *cl, long n)
 {
         free(cl->lv.lat_us);
@@ -780,6 +809,7 @@ static void client_level(struct client *cl, long n)
         client_ramp(cl);
         client_pump_ms(cl, 1000);
         client_print_rss(cl, "rss");
+        client_print_fds(cl);
         fprintf(stderr, "sse_client: level %ld: %ld x GET /health\n", n, cl->health);
         client_health(cl);
         client_pump_ms(cl, 200); /* whatever arrived meanwhile (heartbeats) */
