@@ -148,4 +148,11 @@ int api_members_list(struct request *req);
 int api_members_add(struct request *req);
 int api_members_remove(struct request *req);
 
+int api_activity_feed(struct request *req);
+int api_notifications_list(struct request *req);
+int api_notifications_read(struct request *req);
+int api_notifications_read_all(struct request *req);
+int api_notifications_prefs_get(struct request *req);
+int api_notifications_prefs_set(struct request *req);
+
 #endif

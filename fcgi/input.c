@@ -180,6 +180,11 @@ static bool is_timestamp(const char *s, size_t len)
         return len == 10 || s[10] == 'T' || s[10] == 't' || s[10] == ' ';
 }
 
+bool input_is_timestamp(const char *s)
+{
+        return is_timestamp(s, strlen(s));
+}
+
 static int check_string(struct request *req, const struct field_spec *f, json_object *v,
                         const char *label)
 {

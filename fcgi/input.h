@@ -65,6 +65,9 @@ bool input_is_project_id(const char *s);
 bool input_bad_project_id(struct request *req, const char *field, const char *v);
 /* Event types: dotted lower-case words, e.g. "bead.created" (3..100 bytes). */
 bool input_is_event_type(const char *s);
+/* The shape of an ISO 8601 date or date-time ("2026-01-31", "2026-01-31T12:00:00Z");
+ * PostgreSQL checks the values. */
+bool input_is_timestamp(const char *s);
 /* Agent ids, author ids: 1..200 bytes, no control characters. */
 bool input_is_name(const char *s);
 

@@ -150,6 +150,12 @@ TEST(id_syntax)
         CHECK(input_is_name("agent 7"));
         CHECK(!input_is_name("bad\nname"));
         CHECK(!input_is_name(""));
+        CHECK(input_is_timestamp("2026-01-31"));
+        CHECK(input_is_timestamp("2026-01-31T12:00:00Z"));
+        CHECK(input_is_timestamp("2026-01-31 12:00:00+02"));
+        CHECK(!input_is_timestamp("yesterday"));
+        CHECK(!input_is_timestamp("2026-1-31"));
+        CHECK(!input_is_timestamp("2026-01-31X"));
 }
 
 TESTS(TESTLIB_CASE(good_body_passes), TESTLIB_CASE(malformed_json),
