@@ -75,6 +75,9 @@ struct sse_conn {
         char *projects;       /* the projects the user may watch: ",a,b,"; NULL = all */
         char *type;           /* exact event type */
         const char *type_prefix; /* static; "log." for the logs stream */
+        char *user;              /* personal streams: the user whose events they carry */
+        bool activity;           /* sends events' activity frames, and only events with one */
+        bool personal;           /* only events whose recipient is user (notifications) */
         struct strbuf *params;   /* PARAMS bytes while they arrive */
         struct sse_outq out;
         struct sse_fcgi_decoder dec;

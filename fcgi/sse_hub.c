@@ -2,6 +2,7 @@
  * sse_hub — the LISTEN connection, event fetches and catch-up reads; see sse_hub.h.
  */
 #include "sse_hub.h"
+#include "db.h"
 #include "log.h"
 #include "sse_conn.h"
 #include "sse_gap.h"
@@ -37,20 +38,28 @@ static const char *const hub_setup_sql = "SET application_name = 'loom-sse';"
 
 static const char *const hub_head_sql = "SELECT coalesce(max(id), 0) FROM events";
 
+/* An event's activity, when it is the newest event folded into one (sql/013_activity.sql). */
+#define HUB_ACTIVITY_SQL                                                                           \
+        "(SELECT loom_activity_json(a)::text FROM activities a WHERE a.event_id = e.id)"
+
 /* the snapshot of the same statement tells sse_gap which holes may still fill */
 static const char *const hub_fetch_sql =
-        "SELECT e.id, e.type, e.project_id, loom_event_json(e)::text,"
+        "SELECT e.id, e.type, e.project_id, loom_event_json(e)::text, e.recipient,"
+        "       " HUB_ACTIVITY_SQL ","
         "       pg_snapshot_xmin(pg_current_snapshot())::text,"
         "       pg_snapshot_xmax(pg_current_snapshot())::text"
         "  FROM events e WHERE e.id > $1::bigint"
         " ORDER BY e.id LIMIT " HUB_STR(SSE_HUB_BATCH);
 
+/* $6: the personal stream's user (NULL: events with no recipient); $7: activities only */
 static const char *const hub_read_sql =
-        "SELECT e.id, e.type, e.project_id, loom_event_json(e)::text"
-        "  FROM events e WHERE e.id > $1::bigint AND e.id <= $2::bigint"
+        "SELECT e.id, e.type, e.project_id, loom_event_json(e)::text, e.recipient,"
+        "       " HUB_ACTIVITY_SQL "  FROM events e WHERE e.id > $1::bigint AND e.id <= $2::bigint"
         "   AND ($3::text IS NULL OR e.project_id = $3)"
         "   AND ($4::text IS NULL OR e.type = $4)"
         "   AND ($5::text IS NULL OR starts_with(e.type, $5))"
+        "   AND (($6::text IS NULL AND e.recipient IS NULL) OR e.recipient = $6)"
+        "   AND (NOT $7::boolean OR EXISTS (SELECT 1 FROM activities a WHERE a.event_id = e.id))"
         " ORDER BY e.id LIMIT " HUB_STR(SSE_HUB_BATCH);
 
 struct sse_hub {
@@ -206,7 +215,13 @@ static void hub_send_read(struct sse_hub *h)
 {
         struct sse_conn *c = sse_container(h->reads.next, struct sse_conn, link);
         char after[24], upto[24];
-        const char *params[5] = {after, upto, c->project_id, c->type, c->type_prefix};
+        const char *params[7] = {after,
+                                 upto,
+                                 c->project_id,
+                                 c->type,
+                                 c->type_prefix,
+                                 c->personal ? c->user : NULL,
+                                 c->activity ? "true" : "false"};
 
         sse_list_remove(&c->link);
         h->reading = c;
@@ -214,7 +229,7 @@ static void hub_send_read(struct sse_hub *h)
         h->read_through = c->last_id;
         snprintf(after, sizeof(after), "%lld", (long long)c->last_id);
         snprintf(upto, sizeof(upto), "%lld", (long long)h->read_upto);
-        hub_send(h, SSE_HUB_Q_READ, hub_read_sql, 5, params);
+        hub_send(h, SSE_HUB_Q_READ, hub_read_sql, 7, params);
 }
 
 /* Starts the next query when idle: fetches and reads take turns when both are waiting. */
@@ -246,11 +261,21 @@ static void hub_on_head(struct sse_hub *h, const PGresult *res)
         log_info("event feed ready at event %lld", (long long)head);
 }
 
+/* Columns 0-5 of a fetch or read row: id, type, project, event JSON, recipient, activity. */
 static struct sse_event *hub_row_event(const PGresult *res, int row)
 {
-        return sse_event_new(strtoll(PQgetvalue(res, row, 0), NULL, 10), PQgetvalue(res, row, 1),
-                             PQgetisnull(res, row, 2) ? NULL : PQgetvalue(res, row, 2),
-                             PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3));
+        struct sse_event_row r = {
+                .id = strtoll(PQgetvalue(res, row, 0), NULL, 10),
+                .type = PQgetvalue(res, row, 1),
+                .project_id = db_value(res, row, 2),
+                .json = PQgetvalue(res, row, 3),
+                .json_len = (size_t)PQgetlength(res, row, 3),
+                .recipient = db_value(res, row, 4),
+                .activity = db_value(res, row, 5),
+                .activity_len = (size_t)PQgetlength(res, row, 5),
+        };
+
+        return sse_event_build(&r);
 }
 
 /* New rows: deliver the prefix sse_gap allows, in order, into the ring and to live streams. */
@@ -270,8 +295,8 @@ static void hub_on_fetch(struct sse_hub *h, const PGresult *res)
         }
         for (size_t i = 0; i < n; i++)
                 ids[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
-        snap.xmin = strtoull(PQgetvalue(res, 0, 4), NULL, 10);
-        snap.xmax = strtoull(PQgetvalue(res, 0, 5), NULL, 10);
+        snap.xmin = strtoull(PQgetvalue(res, 0, 6), NULL, 10);
+        snap.xmax = strtoull(PQgetvalue(res, 0, 7), NULL, 10);
         ok = sse_gap_accept(&h->gap, srv->ring.head, ids, n, &snap, srv->now_ms,
                             SSE_HUB_GAP_WAIT_MS, &skipped, &skipped_after);
         if (skipped) {
