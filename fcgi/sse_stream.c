@@ -380,8 +380,11 @@ void sse_stream_request(struct sse_conn *c, const uint8_t *params, size_t len)
                 stream_fail(c, &r, 405, "Allow: GET, HEAD\r\n", msg);
                 return;
         }
-        /* nginx's auth_request vouches for the user; without it nobody does */
-        if (!*r.projects || (route->personal && !*r.user)) {
+        /*
+         * nginx's auth_request vouches for the user; without it nobody does.  A user in no
+         * project has LOOM_PROJECTS "" but a LOOM_USER: signed in, sees project-less events.
+         */
+        if ((!*r.projects && !*r.user) || (route->personal && !*r.user)) {
                 stream_fail(c, &r, 401, "",
                             "authentication required: streams are served behind nginx's "
                             "auth_request (log in first)");

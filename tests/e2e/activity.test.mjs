@@ -448,6 +448,16 @@ test('notifications stream: only your own, and never on anyone else\'s stream or
   const A = authHeader(alice.token);
   const B = authHeader(bob.token);
   const b = await newBead(p, { title: 'streams' }, A);
+  // a user in no project at all is signed in too: their stream opens
+  const loner = await newUser('viewer');
+  const alone = await sseOpen('/api/v1/notifications/stream', authHeader(loner.token));
+  try {
+    assert.equal(alone.status, 200);
+    await connected(alone);
+  } finally {
+    alone.close();
+  }
+  assertError(await api('GET', '/api/v1/notifications/stream', undefined, { Authorization: null }), 401);
   const bobs = await sseOpen('/api/v1/notifications/stream', B);
   const alices = await sseOpen('/api/v1/notifications/stream', A);
   const adminAll = await sseOpen('/api/v1/events/stream');
