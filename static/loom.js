@@ -14,6 +14,8 @@ import { initAnalytics } from './js/analytics.js';
 import { initLogs } from './js/logs.js';
 import { LiveStream } from './js/live.js';
 import { ensureSession, initAccount } from './js/account.js';
+import { initNotifications } from './js/notifications.js';
+import { initActivity } from './js/activity.js';
 
 const TABS = ['home', 'kanban', 'agents', 'personas', 'providers', 'decisions', 'analytics', 'logs', 'events', 'account', 'users'];
 const STORE_KEY = 'loom.project';
@@ -226,6 +228,8 @@ async function start() {
   initActionLog();
   initConversation();
   initViews();
+  initActivity();
+  initNotifications();
   initDecisions();
   initAnalytics();
   initLogs();

@@ -16,6 +16,13 @@ export const EVENT_TYPES = [
 // The log stream carries only "log.<level>" events (plus Loom's log.message and log.line).
 export const LOG_TYPES = ['log.debug', 'log.info', 'log.warn', 'log.error', 'log.message', 'log.line'];
 
+// Every open stream, so that signing out can end them all before the session does: a stream
+// that reconnects after the session ended would only collect 401s.
+const open = new Set();
+export function closeAllStreams() {
+  for (const s of Array.from(open)) s.close();
+}
+
 export class LiveStream {
   // onEvent(event), onState('connecting' | 'live' | 'reconnecting' | 'closed')
   constructor(path, { lastEventId = null, types = EVENT_TYPES, onEvent, onState = () => {} }) {
@@ -28,6 +35,7 @@ export class LiveStream {
     this.timer = null;
     this.backoff = 1000;
     this.stopped = false;
+    open.add(this);
     this.open('connecting');
   }
 
@@ -70,6 +78,7 @@ export class LiveStream {
   }
 
   close() {
+    open.delete(this);
     this.stopped = true;
     clearTimeout(this.timer);
     if (this.es) this.es.close();

@@ -60,12 +60,6 @@ function eventRow(ev, withRaw) {
     withRaw ? h('details', { class: 'ev-raw' }, h('summary', {}, 'JSON'), h('pre', {}, JSON.stringify(ev, null, 2))) : null);
 }
 
-function renderActivity() {
-  const list = $('#home-activity');
-  const recent = state.events.slice(-8).reverse();
-  clear(list, recent.length ? recent.map((ev) => eventRow(ev, false)) : h('li', { class: 'muted' }, 'Nothing has happened yet.'));
-}
-
 /* ---------- Agents ---------- */
 
 function renderAgents() {
@@ -301,7 +295,6 @@ export function pushEvent(ev) {
   state.events.push(ev);
   if (state.events.length > MAX_EVENTS) state.events.splice(0, state.events.length - MAX_EVENTS);
   noteType(ev.type);
-  renderActivity();
   if (paused || !eventVisible(ev)) return;
   const list = $('#ev-list');
   const empty = list.querySelector('.empty-row');
@@ -315,7 +308,6 @@ export function resetEvents(events) {
   seenTypes.clear();
   fillSelect($('#ev-type'), 1, []);
   for (const ev of state.events) noteType(ev.type);
-  renderActivity();
   renderEvents();
 }
 
@@ -338,6 +330,6 @@ export function initViews() {
     e.currentTarget.textContent = paused ? 'Resume' : 'Pause';
     if (!paused) renderEvents();
   });
-  $('#ev-clear').addEventListener('click', () => { state.events = []; renderEvents(); renderActivity(); });
+  $('#ev-clear').addEventListener('click', () => { state.events = []; renderEvents(); });
   renderHome();
 }

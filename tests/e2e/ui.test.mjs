@@ -2,7 +2,9 @@
 // the throw-away stack.  Creates a bead through the UI, watches API changes arrive live (no
 // reload), checks an API validation error is shown inline, watches an agent (the scripted LLM
 // stub) work a bead made in the UI, with its run, conversation and action log in the drawer;
-// escalates and decides in the Decisions tab, checks the Analytics charts and live Logs; fails
+// escalates and decides in the Decisions tab, checks the Analytics charts and live Logs; the
+// notification bell counts a mention by someone else live and marks read, Home's activity
+// folds repeats ("× 3"); fails
 // on any console error, and leaves screenshots in tests/e2e/artifacts/.  Skips (with the
 // reason) when playwright-core or chromium is not installed: `npm ci --prefix tests/e2e` and
 // the chromium Debian package.
@@ -13,7 +15,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { ADMIN_TOKEN, BASE, api, newProject, newBead, newUser, sql, sleep, stackShell } from './lib.mjs';
+import { ADMIN_TOKEN, BASE, api, authHeader, newProject, newBead, newUser, sql, sleep, stackShell } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const artifacts = path.join(here, 'artifacts');
@@ -447,6 +449,70 @@ test('sign in: wrong password shown inline, then the dashboard; Account keys; Us
     await a.screenshot({ path: path.join(artifacts, 'users.png'), fullPage: true });
   } finally {
     await a.context().close();
+  }
+  assert.deepEqual(problems, []);
+});
+
+test('notifications: a mention by someone else raises the bell live; mark read and mark all read in its panel; Home folds repeats', { skip }, async () => {
+  const bob = await newUser('user');
+  const alice = await newUser('user');
+  for (const u of [bob, alice]) assert.equal((await api('POST', `/api/v1/projects/${project}/members`, { username: u.username })).status, 201);
+  const A = authHeader(alice.token);
+  const p = await page(1280, 800, bob.token);
+  try {
+    await p.goto(`/#/${project}/home`);
+    await p.waitForSelector('#live.is-live');
+    await p.waitForSelector('#notif[data-live="live"]');
+    assert.ok(await p.locator('#notif-count').isHidden(), 'no unread notifications yet');
+    // someone else mentions bob: the count goes up without a reload
+    const bead = await newBead(project, { title: 'Bell ringer' }, A);
+    const c = await api('POST', `/api/v1/beads/${bead.id}/comments`, { content: `@${bob.username} can you review this?` }, A);
+    assert.equal(c.status, 201, c.text);
+    await p.waitForSelector('#notif-count:visible:has-text("1")');
+    assert.equal(await p.getAttribute('#notif-btn', 'aria-label'), 'Notifications, 1 unread');
+    // Home's activity: alice's three beads are one line, "× 3", live too
+    for (let i = 0; i < 2; i++) await newBead(project, { title: `More work ${i}` }, A);
+    await p.locator('#home-activity .act', { hasText: `${alice.username} created` }).locator('.agg', { hasText: '× 3' }).waitFor();
+    await p.screenshot({ path: path.join(artifacts, 'ui-activity-1280x800.png') });
+    // the panel lists it; Mark read takes the count away
+    await p.click('#notif-btn');
+    await p.waitForSelector('#notif-panel:visible');
+    const item = p.locator('#notif-list .notif-item.unread', { hasText: `${alice.username} mentioned you on ${bead.id}` });
+    await item.waitFor();
+    assert.match(await item.textContent(), /can you review this\?/);
+    await p.screenshot({ path: path.join(artifacts, 'ui-notifications-1280x800.png') });
+    await item.getByRole('button', { name: /^Mark read/ }).click();
+    await p.waitForSelector('#notif-count', { state: 'hidden' });
+    assert.equal(await p.locator('#notif-list .notif-item.unread').count(), 0);
+    // two more arrive while the panel is open; Mark all read clears them
+    for (const n of [1, 2]) await api('POST', `/api/v1/beads/${bead.id}/comments`, { content: `@${bob.username} ping ${n}` }, A);
+    await p.waitForSelector('#notif-count:visible:has-text("2")');
+    await p.locator('#notif-list .notif-item.unread').nth(1).waitFor();
+    await p.click('#notif-all');
+    await p.waitForSelector('#notif-count', { state: 'hidden' });
+    assert.equal(sql(`SELECT count(*) FILTER (WHERE status = 'unread') || '/' || count(*) FROM notifications WHERE user_id = ${bob.id}`), '0/3');
+    // Escape closes the panel and gives the focus back to the bell
+    await p.keyboard.press('Escape');
+    await p.waitForSelector('#notif-panel', { state: 'hidden' });
+    assert.equal(await p.evaluate(() => document.activeElement.id), 'notif-btn');
+    // the preferences form in Account: a bad time zone is shown at the field, a good one saved
+    await p.goto('/#account');
+    await p.waitForSelector('#np-kinds input[value="comment.mention"]:checked');
+    await p.fill('#np-timezone', 'Mars/Olympus');
+    expectRefusal = '/api/v1/notifications/preferences';
+    await p.click('#np-form button[type="submit"]');
+    await p.waitForSelector('#np-timezone-err:visible');
+    expectRefusal = null;
+    await p.fill('#np-timezone', 'Europe/Paris');
+    await p.uncheck('#np-kinds input[value="bead.status_change"]');
+    await p.click('#np-form button[type="submit"]');
+    await p.waitForSelector('#np-done:visible');
+    const prefs = await api('GET', '/api/v1/notifications/preferences', undefined, authHeader(bob.token));
+    assert.equal(prefs.body.timezone, 'Europe/Paris');
+    assert.deepEqual(prefs.body.subscribed_events, ['bead.assigned', 'decision.created', 'bead.created', 'comment.mention']);
+  } finally {
+    expectRefusal = null;
+    await p.context().close();
   }
   assert.deepEqual(problems, []);
 });
