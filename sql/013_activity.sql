@@ -114,6 +114,7 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_user_idx ON notifications (user_id, id DESC);
 CREATE INDEX notifications_unread_idx ON notifications (user_id) WHERE status = 'unread';
+CREATE INDEX notifications_activity_idx ON notifications (activity_id) WHERE activity_id IS NOT NULL;
 
 CREATE TABLE comment_mentions (
     comment_id         bigint NOT NULL REFERENCES bead_comments (id) ON DELETE CASCADE,
@@ -619,4 +620,24 @@ EXCEPTION WHEN data_exception THEN
     PERFORM loom_raise('LM400', format('since: %s is not a date-time (e.g. 2026-01-31T12:00:00Z)',
                                        t));
     RETURN NULL;
+END $$;
+
+-- For loom-ralph, with the events' retention: activities whose latest occurrence is older, and
+-- notifications read that long ago (unread ones stay until read).  Looks at the oldest 10,000
+-- rows of each per call, so one tick's work is bounded.  Returns the rows deleted.
+CREATE FUNCTION loom_activity_prune(days integer) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    cutoff timestamptz := now() - make_interval(days => days);
+    a bigint;
+    n bigint;
+BEGIN
+    DELETE FROM notifications WHERE id IN (
+        SELECT s.id FROM (SELECT id, status, read_at FROM notifications ORDER BY id LIMIT 10000) s
+        WHERE s.status <> 'unread' AND s.read_at < cutoff);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    DELETE FROM activities WHERE id IN (
+        SELECT s.id FROM (SELECT id, updated_at FROM activities ORDER BY id LIMIT 10000) s
+        WHERE s.updated_at < cutoff);
+    GET DIAGNOSTICS a = ROW_COUNT;
+    RETURN a + n;
 END $$;

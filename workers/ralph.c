@@ -41,6 +41,13 @@ static struct db_stmt ralph_prune_events_stmt = {
         .nparams = 1,
 };
 
+/* The activity feed and read notifications, with the same retention (sql/013_activity.sql). */
+static struct db_stmt ralph_prune_activity_stmt = {
+        .name = "ralph_prune_activity",
+        .sql = "SELECT loom_activity_prune($1::int)",
+        .nparams = 1,
+};
+
 static struct db_stmt ralph_due_stmt = {
         .name = "ralph_probe_due",
         .sql = "SELECT id, endpoint, api_key_sealed FROM providers"
@@ -171,6 +178,13 @@ static int ralph_prune_events(struct worker *w)
                 return rc;
         if (*PQcmdTuples(res) && PQcmdTuples(res)[0] != '0')
                 log_info("pruned %s events older than %ld days", PQcmdTuples(res), days);
+        PQclear(res);
+        rc = db_exec(&w->db, &ralph_prune_activity_stmt, params, &res);
+        if (rc)
+                return rc;
+        if (strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+                log_info("pruned %s activities and read notifications older than %ld days",
+                         PQgetvalue(res, 0, 0), days);
         PQclear(res);
         return ERR_OK;
 }
