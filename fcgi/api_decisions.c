@@ -86,7 +86,7 @@ static struct db_stmt logs_recent_stmt = {
                "  AND ($3::text IS NULL OR e.bead_id = $3)"
                "  AND ($4::text IS NULL OR e.payload ->> 'agent_id' = $4"
                "       OR e.payload #>> '{run,agent_id}' = $4)"
-               "  AND ($5::text IS NULL OR e.actor = $5)"
+               "  AND ($5::text IS NULL OR e.actor = $5) AND e.recipient IS NULL"
                "  AND loom_level_rank(loom_event_level(e)) >= loom_level_rank($6)"
                " ORDER BY e.id DESC LIMIT $7::int) e",
         .nparams = 7,

@@ -37,13 +37,16 @@
 --
 -- Delivery: a notification also writes an event of type "notification" (and marking read one
 -- of type "notification.read") with project_id NULL and events.recipient set to the user name.
--- loom-sse sends events with a recipient only on that user's /api/v1/notifications/stream, and
--- a restrictive policy hides them from every read of the events table through the API (admins
--- included: GET /events, logs, stats); workers and loom-sse, unscoped, see them.
+-- loom-sse sends events with a recipient only on that user's /api/v1/notifications/stream; the
+-- API never shows them (a restrictive policy for the role loom_api, an explicit filter in the
+-- admin's reads of events).
 --
--- The trigger works as the system: it sets the session's scope aside (loom.scope and loom.uid,
--- transaction-local) because it must read every member and preference and write other people's
--- notifications, and restores it before it returns (an error rolls the whole write back).
+-- Row-level security as 016_rls_roles has it: policies for the role loom_api (the non-admin
+-- requests), none for the owner (workers, loom-sse, admins), so no FORCE.  Notifications and
+-- preferences are the user's own; every API statement on them names the user besides, which is
+-- what holds for an admin.  The trigger is SECURITY DEFINER: it works as the owner, the system,
+-- because it must read every member and preference and write other people's notifications,
+-- whoever wrote the event.
 
 -- ---- tables --------------------------------------------------------------------------------
 
@@ -133,31 +136,23 @@ CREATE INDEX events_recipient_idx ON events (recipient, id) WHERE recipient IS N
 -- ---- row-level security --------------------------------------------------------------------
 
 ALTER TABLE activities ENABLE ROW LEVEL SECURITY;
-ALTER TABLE activities FORCE ROW LEVEL SECURITY;
 CREATE POLICY activities_scope ON activities
     USING (project_id IS NULL OR loom_sees(project_id));
 
--- Own rows only, for admins too; unscoped sessions (workers, the trigger) see every row.
 ALTER TABLE notifications ENABLE ROW LEVEL SECURITY;
-ALTER TABLE notifications FORCE ROW LEVEL SECURITY;
-CREATE POLICY notifications_own ON notifications
-    USING (loom_uid() IS NULL OR user_id = loom_uid());
+CREATE POLICY notifications_own ON notifications USING (user_id = loom_uid());
 
 ALTER TABLE notification_preferences ENABLE ROW LEVEL SECURITY;
-ALTER TABLE notification_preferences FORCE ROW LEVEL SECURITY;
 CREATE POLICY notification_preferences_own ON notification_preferences
-    USING (loom_uid() IS NULL OR user_id = loom_uid());
+    USING (user_id = loom_uid());
 
 ALTER TABLE comment_mentions ENABLE ROW LEVEL SECURITY;
-ALTER TABLE comment_mentions FORCE ROW LEVEL SECURITY;
 CREATE POLICY comment_mentions_scope ON comment_mentions
-    USING (coalesce(current_setting('loom.scope', true), '') = ''
-           OR EXISTS (SELECT 1 FROM bead_comments c WHERE c.id = comment_id));
+    USING (EXISTS (SELECT 1 FROM bead_comments c WHERE c.id = comment_id));
 
--- One person's notification events reach them through loom-sse only: no API session reads
--- them (with events_scope from 008, both policies hold).
-CREATE POLICY events_recipient ON events AS RESTRICTIVE FOR SELECT
-    USING (recipient IS NULL OR loom_uid() IS NULL);
+-- One person's notification events reach them through loom-sse only (with events_scope from
+-- 008, both policies hold).
+CREATE POLICY events_recipient ON events AS RESTRICTIVE FOR SELECT USING (recipient IS NULL);
 
 -- ---- JSON views ----------------------------------------------------------------------------
 
@@ -510,19 +505,15 @@ BEGIN
     END IF;
 END $$;
 
--- The trigger: activity, then notifications, working as the system (see the top).
-CREATE FUNCTION loom_events_activity() RETURNS trigger LANGUAGE plpgsql AS $$
+-- The trigger: activity, then notifications, working as the owner (see the top).
+CREATE FUNCTION loom_events_activity() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
-    scope text := coalesce(current_setting('loom.scope', true), '');
-    uid text := coalesce(current_setting('loom.uid', true), '');
-    aid bigint;
+    aid bigint := loom_activity_record(NEW);
 BEGIN
-    PERFORM set_config('loom.scope', '', true), set_config('loom.uid', '', true);
-    aid := loom_activity_record(NEW);
     IF aid IS NOT NULL THEN
         PERFORM loom_notifications_for(NEW, aid);
     END IF;
-    PERFORM set_config('loom.scope', scope, true), set_config('loom.uid', uid, true);
     RETURN NULL;
 END $$;
 
