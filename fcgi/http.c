@@ -233,6 +233,11 @@ static bool http_is_json(const char *ctype)
 
 int http_read_body(struct request *req, char **body, size_t *len)
 {
+        return http_read_body_max(req, HTTP_MAX_BODY, body, len);
+}
+
+int http_read_body_max(struct request *req, size_t max, char **body, size_t *len)
+{
         long want = 0;
         char *buf;
         int got;
@@ -248,9 +253,9 @@ int http_read_body(struct request *req, char **body, size_t *len)
         }
         if (want == 0)
                 return ERR_OK;
-        if ((size_t)want > HTTP_MAX_BODY)
+        if ((size_t)want > max)
                 return http_fail(req, ERR_TOO_LARGE, "request body is %ld bytes; the limit is %zu",
-                                 want, HTTP_MAX_BODY);
+                                 want, max);
         if (!http_is_json(req->content_type))
                 return http_fail(req, ERR_MEDIA_TYPE,
                                  "request body must be JSON (Content-Type: application/json)");

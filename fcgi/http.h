@@ -108,5 +108,8 @@ void http_finish(struct request *req, int rc);
  * arena; *len 0 when there is none. ERR_TOO_LARGE, ERR_MEDIA_TYPE or ERR_INVALID otherwise. */
 int http_read_body(struct request *req, char **body, size_t *len)
         __attribute__((warn_unused_result));
+/* The same with another cap than HTTP_MAX_BODY (project imports); nginx must let it through. */
+int http_read_body_max(struct request *req, size_t max, char **body, size_t *len)
+        __attribute__((warn_unused_result));
 
 #endif
