@@ -2,6 +2,7 @@
 #
 #   make            build every program into build/bin
 #   make up         install packages, build, start the whole stack under var/ (deploy/up.sh)
+#   make install    loomctl into $(PREFIX)/bin (PREFIX=/usr/local)
 #   make down       stop it;  make status  show its processes
 #   make check      install test packages, run unit, integration and e2e tests
 #   make lint       format check, banned functions, every header compiles alone
@@ -55,7 +56,8 @@ SHARED_OBJ := $(call obj,$(SHARED_SRC))
 FCGI_COMMON_OBJ := $(call obj,$(FCGI_COMMON_SRC))
 WORKER_COMMON_OBJ := $(call obj,$(WORKER_COMMON_SRC))
 
-PROGRAMS := $(BIN)/loom-api $(BIN)/loom-sse $(BIN)/loom-migrate $(addprefix $(BIN)/,$(DAEMONS))
+PROGRAMS := $(BIN)/loom-api $(BIN)/loom-sse $(BIN)/loom-migrate $(addprefix $(BIN)/,$(DAEMONS)) \
+            $(BIN)/loomctl
 
 .PHONY: all
 all: $(PROGRAMS)
@@ -86,6 +88,16 @@ $(BIN)/loom-executor: $(call obj,workers/executor.c $(EXECUTOR_SRC)) $(WORKER_CO
 	@mkdir -p $(BIN)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# loomctl, the command-line client (cli/): libcurl and json-c only, a few shared/ modules.
+CLI_SRC    := $(sort $(wildcard cli/*.c))
+CLI_SHARED := shared/strbuf.c shared/xalloc.c shared/httpc.c shared/err.c shared/config.c \
+              shared/log.c
+CLI_LIBS   := $(shell pkg-config --libs libcurl json-c 2>/dev/null)
+$(BIN)/loomctl: $(call obj,$(CLI_SRC) $(CLI_SHARED))
+	@mkdir -p $(BIN)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(CLI_LIBS)
 
 $(BIN)/loom-%: $(B)/obj/workers/%.o $(WORKER_COMMON_OBJ) $(SHARED_OBJ)
 	@mkdir -p $(BIN)
@@ -124,6 +136,13 @@ e2e: all
 check: test-deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(INTEG_BIN)
 	@tests/lib/check.sh $(UNIT_BIN) -- $(INTEG_BIN)
+
+# ---- installing loomctl -------------------------------------------------------------------
+PREFIX ?= /usr/local
+.PHONY: install
+install: $(BIN)/loomctl
+	install -D -m 0755 $(BIN)/loomctl $(DESTDIR)$(PREFIX)/bin/loomctl
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/loomctl"
 
 # ---- running it ----------------------------------------------------------------------------
 .PHONY: up down status deps

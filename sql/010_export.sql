@@ -248,7 +248,9 @@ BEGIN
            coalesce((s.x ->> 'updated_at')::timestamptz, now())
     FROM src s JOIN ids i ON i.old_id = s.old_id
     LEFT JOIN ids p ON p.old_id = (s.x ->> 'parent_id')::bigint;
-    plan := plan || jsonb_build_object('dry_run', false, 'project', loom_project_json(r)::jsonb);
+    plan := plan || jsonb_build_object('dry_run', false, 'project',
+                                       loom_project_json(r)::jsonb
+                                       || jsonb_build_object('source_id', doc #>> '{project,id}'));
     PERFORM loom_event('project.created', r.id, NULL, actor,
                        jsonb_build_object('project', plan -> 'project',
                                           'imported_from', doc #>> '{project,id}'));
