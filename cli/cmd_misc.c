@@ -242,6 +242,7 @@ static int read_secret_tty(const struct cli *c, const char *prompt, char *buf, s
 {
         struct termios old, quiet;
         FILE *tty = fopen("/dev/tty", "r+");
+        bool saved = false;
         int rc = CLI_OK;
 
         if (!tty) {
@@ -254,16 +255,17 @@ static int read_secret_tty(const struct cli *c, const char *prompt, char *buf, s
         fputs(prompt, tty);
         fflush(tty);
         if (!echo && tcgetattr(fileno(tty), &old) == 0) {
+                saved = true;
                 quiet = old;
                 quiet.c_lflag &= ~(tcflag_t)ECHO;
                 tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
         }
         if (!fgets(buf, (int)len, tty))
                 rc = CLI_USAGE;
-        if (!echo) {
+        if (saved)
                 tcsetattr(fileno(tty), TCSAFLUSH, &old);
-                fputs("\n", tty);
-        }
+        if (!echo)
+                fputs("\n", tty); /* the user's Enter was not echoed */
         fclose(tty);
         buf[rc ? 0 : strcspn(buf, "\r\n")] = '\0';
         if (!rc && !*buf)
