@@ -299,7 +299,7 @@ static int cli_check_server(struct cli *c)
         s = strndup(c->server, n);
         if (!s)
                 abort();
-        c->server = s;
+        c->server = c->server_copy = s;
         return CLI_OK;
 }
 
@@ -394,6 +394,7 @@ int main(int argc, char **argv)
         };
         int rc = cli_main(&c, argc, argv);
 
+        free(c.server_copy);
         fflush(stdout);
         return rc;
 }

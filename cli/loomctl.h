@@ -32,6 +32,7 @@ struct cli {
         const char *token;  /* bearer token or API key, or NULL */
         bool json;          /* -o json */
         const char *prog;   /* "loomctl" */
+        char *server_copy;  /* owns server once it is cut to shape (freed by main) */
 };
 
 /* One option of a command; arg is the metavariable ("ID"), NULL for a flag. */
