@@ -9,6 +9,8 @@
 #   make bench-api  wrk through nginx: API routes against a static file
 #   make bench-dispatch  bead → claimed run latency, claim+finish throughput, against
 #                   graphile-worker and pg-boss on the same durable PostgreSQL
+#   make bench-sse  1k, 5k and 10k event streams through nginx: NOTIFY → client latency,
+#                   memory per stream (loom-sse + nginx), /health latency meanwhile
 #
 # SANITIZE=address,undefined (or thread) builds everything with those sanitizers.
 
@@ -160,7 +162,7 @@ status:
 	@deploy/status.sh
 
 # ---- benchmarks ----------------------------------------------------------------------------
-.PHONY: bench-api bench-dispatch
+.PHONY: bench-api bench-dispatch bench-sse
 bench-api: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/bench-api.sh
@@ -176,6 +178,17 @@ bench-dispatch: deps
 	@$(MAKE) --no-print-directory all $(BENCH_DISPATCH)
 	@LOOM_BIN_DIR=$(abspath $(BIN)) BENCH_DISPATCH=$(abspath $(BENCH_DISPATCH)) \
 		tests/bench/bench-dispatch.sh
+
+# The stream client of bench-sse: epoll and plain sockets, libpq for the events it fires.
+SSE_CLIENT := $(B)/tests/bench/sse_client
+$(SSE_CLIENT): tests/bench/sse_client.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -MF $@.d $(LDFLAGS) $< -o $@ $(LDLIBS)
+
+bench-sse: deps
+	@$(MAKE) --no-print-directory all $(SSE_CLIENT)
+	@LOOM_BIN_DIR=$(abspath $(BIN)) SSE_CLIENT=$(abspath $(SSE_CLIENT)) tests/bench/bench-sse.sh
 
 # ---- lint ----------------------------------------------------------------------------------
 C_FILES := $(shell git ls-files '*.c' '*.h' 2>/dev/null) $(wildcard fcgi/*.[ch] shared/*.[ch] workers/*.[ch])

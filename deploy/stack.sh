@@ -306,10 +306,13 @@ wait_pg() {
 	fail_with_logs "PostgreSQL is not ready after 60 s"
 }
 
-# Role and database for the local cluster; repeated on every `up`, a no-op once they exist.
+# Roles and database for the local cluster (loom_api: the role loom-api takes for the requests
+# of non-admin users, sql/016_rls_roles.sql); repeated on every `up`, a no-op once they exist.
 bootstrap_db() {
 	"$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres -d postgres >/dev/null <<'SQL'
 SELECT 'CREATE ROLE loom LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'loom') \gexec
+SELECT 'CREATE ROLE loom_api NOLOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'loom_api') \gexec
+GRANT loom_api TO loom;
 SELECT 'CREATE DATABASE loom OWNER loom ENCODING ''UTF8''' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'loom') \gexec
 SQL
 }

@@ -83,7 +83,7 @@ int main(void)
                 .program = "loom-api",
                 .handler = api_handle,
                 /* a connection opened mid-request sees no project until loom_auth() scopes it */
-                .db_session_sql = "SET loom.scope = 'member'; SET loom.uid = ''",
+                .db_session_sql = "SET ROLE loom_api; SET loom.scope = 'member'; SET loom.uid = ''",
         };
         char err[512];
 
