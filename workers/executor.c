@@ -12,8 +12,11 @@
  * iteration: renew the lease and publish "iteration i/N"; send what fits of the conversation
  * (history.h; a context-length refusal shrinks it and retries); account the call (llm_calls);
  * read the reply leniently (actions.h); carry out the actions (tools.h for files, commands and
- * git; bead actions here); log every action and command; tell the model the results.  The
- * conversation is stored (messages) as it grows, and a later run of the bead resumes it.
+ * git; bead actions and remember here); log every action and command; tell the model the
+ * results.  The conversation is stored (messages) as it grows, and a later run of the bead
+ * resumes it.  Before each LLM call the messages people sent the loop (injections) join it.
+ * The system prompt carries the project's most relevant lessons and its memory; a failed build
+ * or test run is recorded as a lesson (deduplicated and fading, loom_lesson_record).
  *
  * A run ends with Loom's terminal reasons: completed (done / close_bead), escalated
  * (escalate_ceo files a decision bead that blocks this one), max_iterations, no_actions,
