@@ -141,9 +141,10 @@ TEST(lessons_merge_repeats_and_fade)
                     " 'make test | fail LINE 14 after 99 ms', '%s', '')",
                     p, b),
                   id);
-        CHECK_STR(q("SELECT occurrences || '/' || title || '/' || detail FROM lessons WHERE id = %s",
-                    id),
-                  "2/Tests failed: y/d2");
+        CHECK_STR(
+                q("SELECT occurrences || '/' || title || '/' || detail FROM lessons WHERE id = %s",
+                  id),
+                "2/Tests failed: y/d2");
         /* another failure, another category: other rows */
         CHECK(strcmp(q("SELECT loom_lesson_record('%s', 'test_failure', 't', 'd', 'make test |"
                        " segfault', NULL, NULL)",
@@ -185,14 +186,14 @@ TEST(memory_checks_what_the_api_checks)
                     " WHERE project_id = '%s'",
                     p),
                   "1/spaces");
-        CHECK_STR(q("SELECT loom_memory_put('%s', 'nope', 'k', 'v', 0.5, NULL, 'a')", p),
-                  "ERROR");
+        CHECK_STR(q("SELECT loom_memory_put('%s', 'nope', 'k', 'v', 0.5, NULL, 'a')", p), "ERROR");
         CHECK_HAS(db.errmsg, "category: must be one of");
         CHECK_STR(q("SELECT loom_memory_put('%s', 'lesson', '', 'v', 0.5, NULL, 'a')", p), "ERROR");
         CHECK_HAS(db.errmsg, "key:");
         CHECK_STR(q("SELECT loom_memory_put('%s', 'lesson', 'k', '', 0.5, NULL, 'a')", p), "ERROR");
         CHECK_HAS(db.errmsg, "value:");
-        CHECK_STR(q("SELECT loom_memory_put('%s', 'lesson', 'k', 'v', 1.5, NULL, 'a')", p), "ERROR");
+        CHECK_STR(q("SELECT loom_memory_put('%s', 'lesson', 'k', 'v', 1.5, NULL, 'a')", p),
+                  "ERROR");
         CHECK_HAS(db.errmsg, "confidence:");
         CHECK_STR(q("SELECT loom_memory_put('nosuch', 'lesson', 'k', 'v', 0.5, NULL, 'a')"),
                   "ERROR");
@@ -252,4 +253,5 @@ TEST(calls_outside_runs_are_attached)
 
 TESTS(TESTLIB_CASE(start), TESTLIB_CASE(injections_need_a_live_run_and_are_taken_once),
       TESTLIB_CASE(lessons_merge_repeats_and_fade), TESTLIB_CASE(memory_checks_what_the_api_checks),
-      TESTLIB_CASE(pair_sessions_are_reused_and_expire), TESTLIB_CASE(calls_outside_runs_are_attached))
+      TESTLIB_CASE(pair_sessions_are_reused_and_expire),
+      TESTLIB_CASE(calls_outside_runs_are_attached))
