@@ -36,7 +36,8 @@ TEST(keys_are_opened_or_absent)
         http_request_init(&req, NULL, &arena, NULL);
         CHECK_INT(api_llm_open_key(&req, "p", NULL, &key), ERR_OK);
         CHECK(key == NULL);
-        /* no process key loaded here: a sealed value cannot be opened, and the message says whose */
+        /* no process key loaded here: a sealed value cannot be opened, and the message says whose
+         */
         CHECK_INT(api_llm_open_key(&req, "prov1", "v1:AAAA", &key), ERR_CONFLICT);
         CHECK_HAS(req.error, "provider prov1");
         http_request_release(&req);

@@ -33,7 +33,8 @@ TEST(a_build_without_error_words_uses_its_last_line)
         struct tool_result tr;
         struct tool_lesson l;
 
-        fake(&tr, "cargo build", 101, "$ cargo build\nexit code 101 (5 ms)\nCompiling x\nstopped here\n");
+        fake(&tr, "cargo build", 101,
+             "$ cargo build\nexit code 101 (5 ms)\nCompiling x\nstopped here\n");
         CHECK(tools_lesson("build_project", &tr, &l));
         CHECK_STR(l.category, "compiler_error");
         CHECK_STR(l.title, "Build failed: stopped here");
