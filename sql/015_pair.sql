@@ -102,6 +102,16 @@ WHERE x.id = l.id;
 ALTER TABLE lessons ALTER COLUMN fingerprint SET NOT NULL;
 CREATE UNIQUE INDEX lessons_fingerprint_idx ON lessons (project_id, category, fingerprint);
 
+-- A plain INSERT (no fingerprint: code that predates loom_lesson_record) still works; its row
+-- gets a fingerprint of its own, so it is never merged with another.
+CREATE FUNCTION loom_lessons_fingerprint() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.fingerprint := loom_lesson_fingerprint(NEW.category, NEW.title) || '-' || NEW.id;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER lessons_fingerprint BEFORE INSERT ON lessons
+    FOR EACH ROW WHEN (NEW.fingerprint IS NULL) EXECUTE FUNCTION loom_lessons_fingerprint();
+
 -- Relevance now: the stored relevance halved for every 7 days since the lesson was last seen.
 CREATE FUNCTION loom_lesson_relevance(rel real, seen timestamptz) RETURNS double precision
 LANGUAGE sql STABLE AS $$

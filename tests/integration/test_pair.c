@@ -155,6 +155,12 @@ TEST(lessons_merge_repeats_and_fade)
                        p),
                      id) != 0);
         CHECK_STR(q("SELECT count(*) FROM lessons WHERE project_id = '%s'", p), "3");
+        /* a plain INSERT without a fingerprint still works, and is never merged */
+        CHECK(strcmp(q("INSERT INTO lessons (project_id, category, title) VALUES ('%s',"
+                       " 'test_failure', 'Tests failed: y') RETURNING id",
+                       p),
+                     "ERROR") != 0);
+        CHECK_STR(q("SELECT count(*) FROM lessons WHERE project_id = '%s'", p), "4");
         /* relevance halves every 7 days unseen; ralph prunes the faded ones */
         q("UPDATE lessons SET last_seen_at = now() - interval '7 days' WHERE id = %s", id);
         CHECK_STR(q("SELECT round(loom_lesson_relevance(relevance, last_seen_at)::numeric, 2)"
@@ -167,7 +173,7 @@ TEST(lessons_merge_repeats_and_fade)
                   "0.5");
         q("UPDATE lessons SET last_seen_at = now() - interval '60 days' WHERE id = %s", id);
         CHECK(strtol(q("SELECT loom_pair_prune()"), NULL, 10) >= 1);
-        CHECK_STR(q("SELECT count(*) FROM lessons WHERE project_id = '%s'", p), "2");
+        CHECK_STR(q("SELECT count(*) FROM lessons WHERE project_id = '%s'", p), "3");
 }
 
 TEST(memory_checks_what_the_api_checks)
