@@ -51,6 +51,10 @@ FCGI_COMMON_SRC := fcgi/http.c fcgi/router.c fcgi/query.c fcgi/input.c fcgi/serv
 API_SRC    := fcgi/loom_api.c fcgi/routes.c fcgi/auth.c $(sort $(wildcard fcgi/api_*.c))
 SSE_SRC    := fcgi/loom_sse.c $(sort $(wildcard fcgi/sse_*.c))
 WORKER_COMMON_SRC := workers/worker.c
+# The action router's modules: the executor's, and loom-api's for pair programming (POST
+# /api/v1/pair carries out the actions a model proposes in the bead's worktree, sandboxed).
+EXECUTOR_SRC := workers/actions.c workers/guard.c workers/history.c workers/proc.c \
+                workers/sandbox.c workers/workspace.c workers/tools.c
 DAEMONS    := loom-dispatcher loom-executor loom-ralph
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
@@ -69,7 +73,7 @@ $(B)/obj/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BIN)/loom-api: $(call obj,$(API_SRC)) $(FCGI_COMMON_OBJ) $(SHARED_OBJ)
+$(BIN)/loom-api: $(call obj,$(API_SRC) $(EXECUTOR_SRC)) $(FCGI_COMMON_OBJ) $(SHARED_OBJ)
 	@mkdir -p $(BIN)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(FCGI_LIBS) $(LDLIBS)
@@ -84,8 +88,6 @@ $(BIN)/loom-migrate: $(call obj,workers/migrate.c workers/skill.c) $(SHARED_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-EXECUTOR_SRC := workers/actions.c workers/guard.c workers/history.c workers/proc.c \
-                workers/sandbox.c workers/workspace.c workers/tools.c
 $(BIN)/loom-executor: $(call obj,workers/executor.c $(EXECUTOR_SRC)) $(WORKER_COMMON_OBJ) $(SHARED_OBJ)
 	@mkdir -p $(BIN)
 	@$(if $(Q),echo "  LD      $@")

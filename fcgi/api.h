@@ -169,4 +169,16 @@ int api_import_check(struct request *req, json_object *doc, struct import_counts
 int api_projects_export(struct request *req);
 int api_projects_import(struct request *req);
 
+int api_pair(struct request *req);
+int api_chat_completions(struct request *req);
+int api_chat_completions_stream(struct request *req);
+int api_conversations_list(struct request *req);
+int api_conversations_get(struct request *req);
+int api_conversations_reset(struct request *req);
+int api_conversations_delete(struct request *req);
+int api_conversations_inject(struct request *req);
+int api_memory_list(struct request *req);
+int api_memory_put(struct request *req);
+int api_memory_delete(struct request *req);
+
 #endif
