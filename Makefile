@@ -2,6 +2,7 @@
 #
 #   make            build every program into build/bin
 #   make up         install packages, build, start the whole stack under var/ (deploy/up.sh)
+#   make install    loomctl into $(PREFIX)/bin (PREFIX=/usr/local)
 #   make down       stop it;  make status  show its processes
 #   make check      install test packages, run unit, integration and e2e tests
 #   make lint       format check, banned functions, every header compiles alone
@@ -50,6 +51,10 @@ FCGI_COMMON_SRC := fcgi/http.c fcgi/router.c fcgi/query.c fcgi/input.c fcgi/serv
 API_SRC    := fcgi/loom_api.c fcgi/routes.c fcgi/auth.c $(sort $(wildcard fcgi/api_*.c))
 SSE_SRC    := fcgi/loom_sse.c $(sort $(wildcard fcgi/sse_*.c))
 WORKER_COMMON_SRC := workers/worker.c
+# The action router's modules: the executor's, and loom-api's for pair programming (POST
+# /api/v1/pair carries out the actions a model proposes in the bead's worktree, sandboxed).
+EXECUTOR_SRC := workers/actions.c workers/guard.c workers/history.c workers/proc.c \
+                workers/sandbox.c workers/workspace.c workers/tools.c
 DAEMONS    := loom-dispatcher loom-executor loom-ralph
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
@@ -57,7 +62,8 @@ SHARED_OBJ := $(call obj,$(SHARED_SRC))
 FCGI_COMMON_OBJ := $(call obj,$(FCGI_COMMON_SRC))
 WORKER_COMMON_OBJ := $(call obj,$(WORKER_COMMON_SRC))
 
-PROGRAMS := $(BIN)/loom-api $(BIN)/loom-sse $(BIN)/loom-migrate $(addprefix $(BIN)/,$(DAEMONS))
+PROGRAMS := $(BIN)/loom-api $(BIN)/loom-sse $(BIN)/loom-migrate $(addprefix $(BIN)/,$(DAEMONS)) \
+            $(BIN)/loomctl
 
 .PHONY: all
 all: $(PROGRAMS)
@@ -67,7 +73,7 @@ $(B)/obj/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BIN)/loom-api: $(call obj,$(API_SRC)) $(FCGI_COMMON_OBJ) $(SHARED_OBJ)
+$(BIN)/loom-api: $(call obj,$(API_SRC) $(EXECUTOR_SRC)) $(FCGI_COMMON_OBJ) $(SHARED_OBJ)
 	@mkdir -p $(BIN)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(FCGI_LIBS) $(LDLIBS)
@@ -82,12 +88,20 @@ $(BIN)/loom-migrate: $(call obj,workers/migrate.c workers/skill.c) $(SHARED_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-EXECUTOR_SRC := workers/actions.c workers/guard.c workers/history.c workers/proc.c \
-                workers/sandbox.c workers/workspace.c workers/tools.c
 $(BIN)/loom-executor: $(call obj,workers/executor.c $(EXECUTOR_SRC)) $(WORKER_COMMON_OBJ) $(SHARED_OBJ)
 	@mkdir -p $(BIN)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# loomctl, the command-line client (cli/): libcurl and json-c only, a few shared/ modules.
+CLI_SRC    := $(sort $(wildcard cli/*.c))
+CLI_SHARED := shared/strbuf.c shared/xalloc.c shared/httpc.c shared/err.c shared/config.c \
+              shared/log.c
+CLI_LIBS   := $(shell pkg-config --libs libcurl json-c 2>/dev/null)
+$(BIN)/loomctl: $(call obj,$(CLI_SRC) $(CLI_SHARED))
+	@mkdir -p $(BIN)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(CLI_LIBS)
 
 $(BIN)/loom-%: $(B)/obj/workers/%.o $(WORKER_COMMON_OBJ) $(SHARED_OBJ)
 	@mkdir -p $(BIN)
@@ -126,6 +140,13 @@ e2e: all
 check: test-deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(INTEG_BIN)
 	@tests/lib/check.sh $(UNIT_BIN) -- $(INTEG_BIN)
+
+# ---- installing loomctl -------------------------------------------------------------------
+PREFIX ?= /usr/local
+.PHONY: install
+install: $(BIN)/loomctl
+	install -D -m 0755 $(BIN)/loomctl $(DESTDIR)$(PREFIX)/bin/loomctl
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/loomctl"
 
 # ---- running it ----------------------------------------------------------------------------
 .PHONY: up down status deps
