@@ -30,27 +30,22 @@ static const char *const auth_user[] = {
         "events:read",
         "logs:read",
         "analytics:read",
+        "motivations:read",
+        "motivations:write",
         NULL,
 };
 static const char *const auth_viewer[] = {
-        "projects:read",
-        "beads:read",
-        "agents:read",
-        "decisions:read",
-        "providers:read",
-        "runs:read",
-        "personas:read",
-        "events:read",
-        "logs:read",
-        "analytics:read",
-        NULL,
+        "projects:read",  "beads:read",     "agents:read",      "decisions:read",
+        "providers:read", "runs:read",      "personas:read",    "events:read",
+        "logs:read",      "analytics:read", "motivations:read", NULL,
 };
 static const char *const auth_service[] = {NULL};
 
 /* Every resource and action a permission may name; "*" stands for all. */
 static const char *const auth_resources[] = {
-        "projects", "beads", "agents",    "decisions", "providers", "runs",   "personas",
-        "events",   "logs",  "analytics", "users",     "audit",     "system", NULL,
+        "projects", "beads",    "agents", "decisions",   "providers",
+        "runs",     "personas", "events", "logs",        "analytics",
+        "users",    "audit",    "system", "motivations", NULL,
 };
 static const char *const auth_actions[] = {"read", "write", "delete", "admin", NULL};
 
