@@ -211,28 +211,62 @@ BEGIN
                        jsonb_build_object('motivation', loom_motivation_json(m)::jsonb));
 END $$;
 
+-- A definition with the fields of p applied (a partial update; status active/disabled
+-- enables or disables), not written: the checks see the whole row before anything changes.
+CREATE FUNCTION loom_motivation_apply(m motivations, p jsonb) RETURNS motivations
+LANGUAGE plpgsql AS $$
+BEGIN
+    m.name := coalesce(p ->> 'name', m.name);
+    m.description := coalesce(p ->> 'description', m.description);
+    m.type := coalesce(p ->> 'type', m.type);
+    m.condition := coalesce(p -> 'condition', m.condition);
+    m.agent_role := coalesce(p ->> 'agent_role', m.agent_role);
+    m.agent_id := CASE WHEN p ? 'agent_id' THEN p ->> 'agent_id' ELSE m.agent_id END;
+    m.project_id := CASE WHEN p ? 'project_id' THEN p ->> 'project_id' ELSE m.project_id END;
+    m.parameters := coalesce(p -> 'parameters', m.parameters);
+    m.cooldown_period := coalesce((p ->> 'cooldown_period')::int, m.cooldown_period);
+    m.priority := coalesce((p ->> 'priority')::smallint, m.priority);
+    m.create_bead_on_trigger := coalesce((p ->> 'create_bead_on_trigger')::boolean,
+                                         m.create_bead_on_trigger);
+    m.bead_template := coalesce(p -> 'bead_template', m.bead_template);
+    m.wake_agent := coalesce((p ->> 'wake_agent')::boolean, m.wake_agent);
+    IF p ->> 'status' = 'disabled' THEN
+        m.status := 'disabled';
+        m.disabled_at := coalesce(m.disabled_at, now());
+    ELSIF p ->> 'status' = 'active' AND m.status = 'disabled' THEN
+        m.status := 'active';
+        m.disabled_at := NULL;
+    END IF;
+    RETURN m;
+END $$;
+
 -- POST /api/v1/motivations.  cron_at: the first time of a cron schedule (NULL otherwise).
 CREATE FUNCTION loom_motivation_create(p jsonb, cron_at timestamptz, actor text) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
     m motivations;
-    off boolean := coalesce(p ->> 'status', 'active') = 'disabled';
 BEGIN
-    PERFORM loom_motivation_guard_global(p ->> 'project_id');
-    PERFORM loom_motivation_name_free(p ->> 'project_id', p ->> 'name', NULL);
+    m.status := 'active';
+    m.description := '';
+    m.condition := '{}';
+    m.agent_role := '';
+    m.parameters := '{}';
+    m.cooldown_period := 300;
+    m.priority := 50;
+    m.create_bead_on_trigger := true;
+    m.bead_template := '{}';
+    m.wake_agent := false;
+    m := loom_motivation_apply(m, p);
+    PERFORM loom_motivation_guard_global(m.project_id);
+    PERFORM loom_motivation_check(m);
+    PERFORM loom_motivation_name_free(m.project_id, m.name, NULL);
     INSERT INTO motivations (name, description, type, condition, status, agent_role, agent_id,
                              project_id, parameters, cooldown_period, priority,
                              create_bead_on_trigger, bead_template, wake_agent, disabled_at)
-    VALUES (p ->> 'name', coalesce(p ->> 'description', ''), p ->> 'type',
-            coalesce(p -> 'condition', '{}'), CASE WHEN off THEN 'disabled' ELSE 'active' END,
-            coalesce(p ->> 'agent_role', ''), p ->> 'agent_id', p ->> 'project_id',
-            coalesce(p -> 'parameters', '{}'), coalesce((p ->> 'cooldown_period')::int, 300),
-            coalesce((p ->> 'priority')::smallint, 50),
-            coalesce((p ->> 'create_bead_on_trigger')::boolean, true),
-            coalesce(p -> 'bead_template', '{}'), coalesce((p ->> 'wake_agent')::boolean, false),
-            CASE WHEN off THEN now() END)
+    VALUES (m.name, m.description, m.type, m.condition, m.status, m.agent_role, m.agent_id,
+            m.project_id, m.parameters, m.cooldown_period, m.priority, m.create_bead_on_trigger,
+            m.bead_template, m.wake_agent, m.disabled_at)
     RETURNING * INTO m;
-    PERFORM loom_motivation_check(m);
     PERFORM loom_motivation_arm(m.id, cron_at);
     SELECT * INTO m FROM motivations WHERE id = m.id;
     PERFORM loom_motivation_changed('motivation.created', m, actor);
@@ -240,7 +274,7 @@ BEGIN
 END $$;
 
 -- PUT/PATCH /api/v1/motivations/{id}: a partial update.  A new type or condition re-arms the
--- motivation (new schedule, events from now on); status active/disabled enables or disables.
+-- motivation (new schedule, events from now on), as does enabling it.
 CREATE FUNCTION loom_motivation_update(mid bigint, p jsonb, cron_at timestamptz, actor text)
 RETURNS json LANGUAGE plpgsql AS $$
 DECLARE
@@ -256,29 +290,17 @@ BEGIN
         PERFORM loom_raise('LM400', 'project_id: a motivation cannot move to another project; '
                                     'create a new one');
     END IF;
-    PERFORM loom_motivation_name_free(old.project_id, coalesce(p ->> 'name', old.name), mid);
-    UPDATE motivations SET
-        name = coalesce(p ->> 'name', name),
-        description = coalesce(p ->> 'description', description),
-        type = coalesce(p ->> 'type', type),
-        condition = coalesce(p -> 'condition', condition),
-        agent_role = coalesce(p ->> 'agent_role', agent_role),
-        agent_id = CASE WHEN p ? 'agent_id' THEN p ->> 'agent_id' ELSE agent_id END,
-        parameters = coalesce(p -> 'parameters', parameters),
-        cooldown_period = coalesce((p ->> 'cooldown_period')::int, cooldown_period),
-        priority = coalesce((p ->> 'priority')::smallint, priority),
-        create_bead_on_trigger = coalesce((p ->> 'create_bead_on_trigger')::boolean,
-                                          create_bead_on_trigger),
-        bead_template = coalesce(p -> 'bead_template', bead_template),
-        wake_agent = coalesce((p ->> 'wake_agent')::boolean, wake_agent),
-        status = CASE WHEN p ->> 'status' = 'disabled' THEN 'disabled'
-                      WHEN p ->> 'status' = 'active' AND status = 'disabled' THEN 'active'
-                      ELSE status END,
-        disabled_at = CASE WHEN p ->> 'status' = 'disabled' THEN coalesce(disabled_at, now())
-                           WHEN p ->> 'status' = 'active' THEN NULL ELSE disabled_at END,
-        updated_at = now()
-    WHERE id = mid RETURNING * INTO m;
+    m := loom_motivation_apply(old, p);
     PERFORM loom_motivation_check(m);
+    PERFORM loom_motivation_name_free(m.project_id, m.name, mid);
+    UPDATE motivations SET
+        name = m.name, description = m.description, type = m.type, condition = m.condition,
+        agent_role = m.agent_role, agent_id = m.agent_id, parameters = m.parameters,
+        cooldown_period = m.cooldown_period, priority = m.priority,
+        create_bead_on_trigger = m.create_bead_on_trigger, bead_template = m.bead_template,
+        wake_agent = m.wake_agent, status = m.status, disabled_at = m.disabled_at,
+        updated_at = now()
+    WHERE id = mid;
     IF m.type <> old.type OR m.condition <> old.condition
        OR (old.status = 'disabled' AND m.status <> 'disabled') THEN
         PERFORM loom_motivation_arm(mid, cron_at);
