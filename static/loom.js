@@ -10,12 +10,13 @@ import { initRuns } from './js/runs.js';
 import { initActionLog } from './js/actionlog.js';
 import { initConversation } from './js/conversation.js';
 import { initDecisions } from './js/decisions.js';
+import { initMotivations } from './js/motivations.js';
 import { initAnalytics } from './js/analytics.js';
 import { initLogs } from './js/logs.js';
 import { LiveStream } from './js/live.js';
 import { ensureSession, initAccount } from './js/account.js';
 
-const TABS = ['home', 'kanban', 'agents', 'personas', 'providers', 'decisions', 'analytics', 'logs', 'events', 'account', 'users'];
+const TABS = ['home', 'kanban', 'agents', 'personas', 'providers', 'decisions', 'motivations', 'analytics', 'logs', 'events', 'account', 'users'];
 const STORE_KEY = 'loom.project';
 let stream = null;
 let projectSeq = 0;
@@ -227,6 +228,7 @@ async function start() {
   initConversation();
   initViews();
   initDecisions();
+  initMotivations();
   initAnalytics();
   initLogs();
   on('close-drawer', () => {
