@@ -178,7 +178,8 @@ test('threshold: LLM cost over the limit fires once, and again only after it cle
   assert.equal((await history(m.id)).length, 1, 'still over the limit: held, not fired again');
   // the spending leaves the window, then a new burst crosses the limit again
   sql(`UPDATE llm_calls SET created_at = now() - interval '1 hour' WHERE project_id = '${p}'`);
-  await someTicks();
+  for (let i = 0; i < 100 && sql(`SELECT condition_held FROM motivations WHERE id = ${m.id}`) === 't'; i++) await sleep(150);
+  assert.equal(sql(`SELECT condition_held FROM motivations WHERE id = ${m.id}`), 'f', 'the engine saw it clear');
   sql(`INSERT INTO llm_calls (project_id, cost_usd, status) VALUES ('${p}', 3, 'ok')`);
   rows = await waitHistory(m.id, (h) => results(h, 'success').length === 2, 'fired again');
   assert.equal(Number(rows[0].trigger_data.value), 3);
@@ -245,7 +246,10 @@ test('cooldown: the engine records a refusal once per window; a person\'s trigge
   assert.match(rows[0].error, /cooling down until \d{4}-\d\d-\d\dT/);
   await someTicks();
   rows = await history(m.id);
-  assert.deepEqual(rows.map((x) => x.result), ['cooldown', 'success'], 'one cooldown row, not one per tick');
+  // (a "skipped" may come first if a due time passed before the bead was closed)
+  assert.equal(results(rows, 'cooldown').length, 1, `one cooldown row, not one per tick: ${JSON.stringify(rows)}`);
+  assert.equal(results(rows, 'success').length, 1);
+  assert.ok(rows.length <= 3, JSON.stringify(rows));
   assert.equal((await api('GET', `${M}/${m.id}`)).body.status, 'cooldown');
   const r = await api('POST', `${M}/${m.id}/trigger`);
   assert.equal(r.status, 200, r.text);
