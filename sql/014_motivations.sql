@@ -83,14 +83,25 @@ CREATE INDEX motivation_triggers_motivation_idx ON motivation_triggers (motivati
 -- threshold motivations read runs finished in a window
 CREATE INDEX runs_finished_idx ON runs (finished_at) WHERE finished_at IS NOT NULL;
 
+-- Project isolation as for every project-owned table: global motivations (and history rows
+-- that acted in no project) are visible to all, the rest to the project's members.  Enabled,
+-- not forced, as 016_rls_roles has it: the policies bind the role loom_api that loom-api takes
+-- for a non-admin's request; the owner (workers, admins) is not subject to them.  The grants
+-- are 016's too, given here as well for a database where 016 ran before this file.
 ALTER TABLE motivations ENABLE ROW LEVEL SECURITY;
-ALTER TABLE motivations FORCE ROW LEVEL SECURITY;
 CREATE POLICY motivations_scope ON motivations
     USING (project_id IS NULL OR loom_sees(project_id));
 ALTER TABLE motivation_triggers ENABLE ROW LEVEL SECURITY;
-ALTER TABLE motivation_triggers FORCE ROW LEVEL SECURITY;
 CREATE POLICY motivation_triggers_scope ON motivation_triggers
     USING (project_id IS NULL OR loom_sees(project_id));
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'loom_api') THEN
+        GRANT ALL ON motivations, motivation_triggers TO loom_api;
+        GRANT ALL ON SEQUENCE motivations_id_seq, motivation_triggers_id_seq TO loom_api;
+    END IF;
+END $$;
 
 -- ---- JSON ----------------------------------------------------------------------------------
 

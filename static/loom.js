@@ -9,6 +9,7 @@ import { initViews, pushEvent, resetEvents } from './js/views.js';
 import { initRuns } from './js/runs.js';
 import { initActionLog } from './js/actionlog.js';
 import { initConversation } from './js/conversation.js';
+import { initPair } from './js/pair.js';
 import { initDecisions } from './js/decisions.js';
 import { initMotivations } from './js/motivations.js';
 import { initAnalytics } from './js/analytics.js';
@@ -226,6 +227,7 @@ async function start() {
   initRuns();
   initActionLog();
   initConversation();
+  initPair();
   initViews();
   initDecisions();
   initMotivations();
