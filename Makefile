@@ -93,6 +93,11 @@ $(BIN)/loom-executor: $(call obj,workers/executor.c $(EXECUTOR_SRC)) $(WORKER_CO
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
+$(BIN)/loom-ralph: $(call obj,workers/ralph.c workers/motivation.c) $(WORKER_COMMON_OBJ) $(SHARED_OBJ)
+	@mkdir -p $(BIN)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
 # loomctl, the command-line client (cli/): libcurl and json-c only, a few shared/ modules.
 CLI_SRC    := $(sort $(wildcard cli/*.c))
 CLI_SHARED := shared/strbuf.c shared/xalloc.c shared/httpc.c shared/err.c shared/config.c \
@@ -115,7 +120,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/*/test_*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 UNIT_LIB_OBJ := $(SHARED_OBJ) $(FCGI_COMMON_OBJ) \
                 $(call obj,fcgi/routes.c fcgi/auth.c $(sort $(wildcard fcgi/api_*.c)) workers/skill.c) \
-                $(call obj,$(EXECUTOR_SRC)) \
+                $(call obj,$(EXECUTOR_SRC) workers/motivation.c) \
                 $(call obj,$(filter-out fcgi/loom_sse.c,$(SSE_SRC)))
 INTEG_SRC := $(sort $(wildcard tests/integration/test_*.c))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(B)/tests/integration/%,$(INTEG_SRC))

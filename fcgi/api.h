@@ -128,6 +128,17 @@ int api_providers_update(struct request *req);
 int api_providers_delete(struct request *req);
 int api_providers_models(struct request *req);
 
+int api_motivations_list(struct request *req);
+int api_motivations_create(struct request *req);
+int api_motivations_get(struct request *req);
+int api_motivations_update(struct request *req);
+int api_motivations_delete(struct request *req);
+int api_motivations_enable(struct request *req);
+int api_motivations_disable(struct request *req);
+int api_motivations_trigger(struct request *req);
+int api_motivations_history(struct request *req);
+int api_motivations_history_all(struct request *req);
+
 int api_work_graph(struct request *req);
 int api_events_list(struct request *req);
 

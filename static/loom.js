@@ -11,6 +11,7 @@ import { initActionLog } from './js/actionlog.js';
 import { initConversation } from './js/conversation.js';
 import { initPair } from './js/pair.js';
 import { initDecisions } from './js/decisions.js';
+import { initMotivations } from './js/motivations.js';
 import { initAnalytics } from './js/analytics.js';
 import { initLogs } from './js/logs.js';
 import { LiveStream } from './js/live.js';
@@ -18,7 +19,7 @@ import { ensureSession, initAccount } from './js/account.js';
 import { initNotifications } from './js/notifications.js';
 import { initActivity } from './js/activity.js';
 
-const TABS = ['home', 'kanban', 'agents', 'personas', 'providers', 'decisions', 'analytics', 'logs', 'events', 'account', 'users'];
+const TABS = ['home', 'kanban', 'agents', 'personas', 'providers', 'decisions', 'motivations', 'analytics', 'logs', 'events', 'account', 'users'];
 const STORE_KEY = 'loom.project';
 let stream = null;
 let projectSeq = 0;
@@ -233,6 +234,7 @@ async function start() {
   initActivity();
   initNotifications();
   initDecisions();
+  initMotivations();
   initAnalytics();
   initLogs();
   on('close-drawer', () => {

@@ -12,6 +12,8 @@
  *   - probes providers that are new, changed, or last checked over 60 s ago (10 s when the
  *     last probe failed), with
  *     GET {endpoint}/models (no tokens spent), and records healthy/failed, latency and error;
+ *   - evaluates the motivations (workers/motivation.c): calendar, event, threshold and idle
+ *     conditions, each motivation in its own transaction, firing at most 10 per tick;
  *   - keeps the events table bounded (LOOM_EVENTS_RETENTION_DAYS, default 30), in batches;
  *   - drops pair sessions 7 days after their last use, injected messages after 7 days, and
  *     lessons whose relevance has faded below 2 % (loom_pair_prune).
@@ -21,6 +23,7 @@
 #include "err.h"
 #include "httpc.h"
 #include "log.h"
+#include "motivation.h"
 #include "secret.h"
 #include "worker.h"
 
@@ -260,7 +263,7 @@ static void ralph_settings_load(struct ralph_settings *cfg)
  * their bead is blocked after LOOM_MAX_ATTEMPTS); agents "working" with no live run for 5 min
  * go idle; beads whose error history shows a loop are blocked; every 100 s, beads blocked for
  * a transient cause get another chance (30 min; auth errors 2 h; budget blocks never).  Then
- * providers: the bootstrap one, health probes; then pruning.
+ * providers: the bootstrap one, health probes; then motivations; then pruning.
  */
 static int ralph_tick(struct worker *w)
 {
@@ -291,6 +294,8 @@ static int ralph_tick(struct worker *w)
                 rc = ralph_bootstrap_provider(w);
         if (!rc)
                 rc = ralph_probe_due(w);
+        if (!rc)
+                rc = motivation_phase(w);
         if (!rc)
                 rc = ralph_prune_events(w);
         if (!rc)

@@ -37,6 +37,8 @@ function renderHomeAgents() {
 
 function eventSummary(ev) {
   const d = ev.data || {};
+  if (d.trigger) return `${d.name}: ${d.trigger.result.replace('_', ' ')}${d.trigger.bead_created ? ` → ${d.trigger.bead_created}` : ''}`;
+  if (d.motivation) return `${d.motivation.name}: ${d.motivation.status}`;
   if (d.bead) return d.bead.title;
   if (d.run) return `run #${d.run.id} ${d.run.state}${d.run.terminal_reason ? ` (${d.run.terminal_reason})` : ''}`;
   if (d.iteration != null) return `run #${d.run_id}: iteration ${d.iteration}/${d.max_iterations}`;

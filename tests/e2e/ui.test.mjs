@@ -2,9 +2,9 @@
 // the throw-away stack.  Creates a bead through the UI, watches API changes arrive live (no
 // reload), checks an API validation error is shown inline, watches an agent (the scripted LLM
 // stub) work a bead made in the UI, with its run, conversation and action log in the drawer;
-// escalates and decides in the Decisions tab, checks the Analytics charts and live Logs; the
-// notification bell counts a mention by someone else live and marks read, Home's activity
-// folds repeats ("× 3"); fails
+// escalates and decides in the Decisions tab, triggers a motivation in the Motivations tab,
+// checks the Analytics charts and live Logs; the notification bell counts a mention by someone
+// else live and marks read, Home's activity folds repeats ("× 3"); fails
 // on any console error, and leaves screenshots in tests/e2e/artifacts/.  Skips (with the
 // reason) when playwright-core or chromium is not installed: `npm ci --prefix tests/e2e` and
 // the chromium Debian package.
@@ -427,6 +427,46 @@ test('logs: lines arrive live from both streams, with filters, pause and a bound
   assert.deepEqual(problems, []);
 });
 
+test('motivations: trigger one in the tab, its history row appears; changes made elsewhere arrive live', { skip }, async () => {
+  const r = await api('POST', '/api/v1/motivations', {
+    name: 'Release notes', type: 'external', project_id: project, agent_role: 'documentation-manager',
+    cooldown_period: 0, bead_template: { title: 'Write the release notes' },
+  });
+  assert.equal(r.status, 201, r.text);
+  const m = r.body;
+  const p = await page(1280, 800);
+  await p.goto(`/#/${project}/motivations`);
+  const row = p.locator(`#mot-list tr[data-motivation="${m.id}"]`);
+  await row.waitFor();
+  assert.match(await row.textContent(), /only when triggered/);
+  assert.match(await row.textContent(), /documentation-manager/);
+  await p.locator('#mot-list tr', { hasText: 'QA: review completed work' }).waitFor(); // the built-ins
+  assert.match(await p.textContent('#mot-history-list'), /Nothing yet/);
+
+  await p.click('button[aria-label="Trigger Release notes"]');
+  await p.locator('#mot-note').waitFor({ state: 'visible' });
+  assert.match(await p.textContent('#mot-note'), new RegExp(`Release notes fired: bead ${project}-\\d+`));
+  const first = p.locator('#mot-history-list tr[data-trigger]').first();
+  await first.waitFor();
+  const bead = (await api('GET', `/api/v1/motivations/${m.id}/history`)).body[0].bead_created;
+  assert.match(await first.textContent(), /success/);
+  assert.match(await first.textContent(), new RegExp(bead));
+  assert.match(await p.textContent('#mot-history-h'), /History of Release notes/);
+  await row.locator('.pill.st-fired').waitFor();
+  assert.equal(await row.locator(`a[href$="/${bead}"]`).count(), 1);
+
+  // a trigger through the API while the bead is open: its "skipped" row arrives without a reload
+  await api('POST', `/api/v1/motivations/${m.id}/trigger`);
+  await p.locator('#mot-history-list tr[data-trigger]', { hasText: 'skipped' }).waitFor();
+  await p.screenshot({ path: path.join(artifacts, 'ui-motivations.png'), fullPage: true });
+  await p.click('button[aria-label="Disable Release notes"]');
+  await row.locator('.pill.st-disabled').waitFor();
+  assert.ok(await p.locator('button[aria-label="Trigger Release notes"]').isDisabled());
+  assert.equal((await api('GET', `/api/v1/motivations/${m.id}`)).body.status, 'disabled');
+  await p.context().close();
+  assert.deepEqual(problems, []);
+});
+
 test('dashboard at phone width', { skip }, async () => {
   const p = await page(390, 844);
   await p.goto(`/#/${project}/kanban`);
@@ -441,7 +481,8 @@ test('dashboard at phone width', { skip }, async () => {
   await p.click('#dr-close');
   await p.waitForSelector('#drawer', { state: 'hidden' });
   // the new tabs fit a phone too
-  for (const [tab, ready] of [['decisions', '.dec-card'], ['analytics', '#an-charts figure'], ['logs', '#log-list .log']]) {
+  for (const [tab, ready] of [['decisions', '.dec-card'], ['motivations', '#mot-list tr[data-motivation]'],
+    ['analytics', '#an-charts figure'], ['logs', '#log-list .log']]) {
     if (tab === 'analytics' && workProject) await p.goto(`/#/${workProject}/analytics`);
     else await p.click(`.tabs a[data-tab="${tab}"]`);
     await p.waitForSelector(ready);
