@@ -8,6 +8,7 @@
 #include "xalloc.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -190,6 +191,8 @@ static void *dblog_main(void *arg)
 
 int dblog_start(const char *conninfo, const char *source)
 {
+        sigset_t all, old;
+        bool created;
         int rc = ERR_OK;
 
         pthread_mutex_lock(&dblog.lock);
@@ -201,7 +204,12 @@ int dblog_start(const char *conninfo, const char *source)
         db_init(&dblog.db, conninfo);
         dblog.stopping = false;
         dblog.exited = false;
-        if (pthread_create(&dblog.thread, NULL, dblog_main, NULL) != 0) {
+        /* signals stay with the daemon's main thread (its handlers and poll wake-ups) */
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        created = pthread_create(&dblog.thread, NULL, dblog_main, NULL) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (!created) {
                 db_release(&dblog.db);
                 rc = ERR_INTERNAL;
                 goto out;
