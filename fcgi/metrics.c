@@ -47,6 +47,7 @@ static struct {
         pthread_mutex_t lock;
         pthread_cond_t wake;
         bool running, stopping;
+        bool failing; /* the flusher's last report failed (logged once) */
         pthread_t thread;
         struct db db;
         long flush_ms;
@@ -227,13 +228,23 @@ static void metrics_maybe_flush(void)
               metrics.flushed_at.tv_sec == 0 ||
               metrics_ms_since(&metrics.flushed_at) >= METRICS_HEARTBEAT_MS;
         pthread_mutex_unlock(&metrics.flush_lock);
-        if (due && metrics_flush(&metrics.db) != ERR_OK)
-                log_debug("metrics: cannot report this process's counters: %s", metrics.db.errmsg);
+        if (!due)
+                return;
+        if (metrics_flush(&metrics.db) != ERR_OK) {
+                if (!metrics.failing)
+                        log_warn("metrics: cannot report this process's counters: %s",
+                                 metrics.db.errmsg);
+                metrics.failing = true;
+        } else if (metrics.failing) {
+                log_info("metrics: reporting this process's counters again");
+                metrics.failing = false;
+        }
 }
 
 static void *metrics_main(void *arg)
 {
         (void)arg;
+        metrics_maybe_flush(); /* at once: the process counts as live from its start */
         pthread_mutex_lock(&metrics.lock);
         while (!metrics.stopping) {
                 struct timespec ts;

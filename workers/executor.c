@@ -259,13 +259,11 @@ struct exec_run {
         int commits;
 };
 
-/* What the run's database log lines are about. */
-static struct dblog_where exec_where(const struct exec_run *run)
-{
-        return (struct dblog_where){.project_id = run->project,
-                                    .bead_id = run->bead,
-                                    .agent_id = run->agent[0] ? run->agent : NULL};
-}
+/* What the run's database log lines are about (a pointer to a compound literal). */
+#define EXEC_WHERE(run)                                                                            \
+        (&(const struct dblog_where){.project_id = (run)->project,                                 \
+                                     .bead_id = (run)->bead,                                       \
+                                     .agent_id = (run)->agent[0] ? (run)->agent : NULL})
 
 /* The level a run's end is logged at: done is news, a failure of the provider or of Loom is
  * an error, any other failure a warning. */
@@ -331,20 +329,19 @@ static void exec_finish(struct exec_run *run, const char *reason, const char *er
 {
         const char *params[5] = {run->id, run->w->name, reason, error,
                                  exec_num(run, run->iterations)};
-        const struct dblog_where where = exec_where(run);
         PGresult *res;
 
         if (db_exec(&run->w->db, &exec_finish_stmt, params, &res) != ERR_OK) {
-                dblog_write(LOG_LEVEL_ERROR, &where,
+                dblog_write(LOG_LEVEL_ERROR, EXEC_WHERE(run),
                             "run %s: cannot record its end (%s): %s; the lease will expire",
                             run->id, reason, run->w->db.errmsg);
                 return;
         }
         if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
-                dblog_write(LOG_LEVEL_WARN, &where, "run %s: ended (%s) but it was no longer ours",
-                            run->id, reason);
+                dblog_write(LOG_LEVEL_WARN, EXEC_WHERE(run),
+                            "run %s: ended (%s) but it was no longer ours", run->id, reason);
         else
-                dblog_write(exec_finish_level(reason), &where,
+                dblog_write(exec_finish_level(reason), EXEC_WHERE(run),
                             "run %s (bead %s) finished: %s after %d iterations%s%.1500s", run->id,
                             run->bead, reason, run->iterations, error ? ": " : "",
                             error ? error : "");
@@ -454,7 +451,7 @@ static int exec_call(struct exec_run *run, struct llm_result *res)
                 exec_account(run, res, rc == ERR_OK, streamed);
                 if (rc == ERR_OK || res->error_class != LLM_ERR_CONTEXT_LENGTH)
                         return rc;
-                dblog_write(LOG_LEVEL_INFO, &(struct dblog_where){run->project, run->bead, NULL},
+                dblog_write(LOG_LEVEL_INFO, EXEC_WHERE(run),
                             "run %s: the model's context is full; shrinking the history (level "
                             "%d)",
                             run->id, level + 1);
@@ -794,7 +791,7 @@ static const char *exec_turn(struct exec_run *run, char *err, size_t errlen)
                         return run->lease_lost ? "lease_lost" : NULL; /* NULL: handed back */
                 }
                 snprintf(err, errlen, "%s: %s", llm_error_class_name(res.error_class), res.error);
-                dblog_write(LOG_LEVEL_ERROR, &(struct dblog_where){run->project, run->bead, NULL},
+                dblog_write(LOG_LEVEL_ERROR, EXEC_WHERE(run),
                             "run %s: provider %s (model %s) failed after %d retries: %s", run->id,
                             run->provider[0] ? run->provider : "?", run->model, res.retries, err);
                 llm_result_release(&res);
@@ -1029,7 +1026,7 @@ static int exec_run(struct exec_run *run)
                          sandbox_mode_name(exec_sandbox.mode),
                          run->tenv.allow_network ? "allowed (context.allow_network)" : "off");
         else
-                dblog_write(LOG_LEVEL_WARN, &(struct dblog_where){run->project, run->bead, NULL},
+                dblog_write(LOG_LEVEL_WARN, EXEC_WHERE(run),
                             "run %s: commands are not isolated (sandbox %s): rlimits, the "
                             "program allowlist and no_new_privs only",
                             run->id, sandbox_mode_name(exec_sandbox.mode));
@@ -1040,8 +1037,7 @@ static int exec_run(struct exec_run *run)
                         const char *rp[2] = {run->id, run->w->name};
 
                         exec_do(run, &exec_release_stmt, rp, NULL);
-                        dblog_write(LOG_LEVEL_INFO,
-                                    &(struct dblog_where){run->project, run->bead, NULL},
+                        dblog_write(LOG_LEVEL_INFO, EXEC_WHERE(run),
                                     "run %s: handed back to the queue (shutting down)", run->id);
                         return ERR_OK;
                 }
@@ -1053,7 +1049,7 @@ static int exec_run(struct exec_run *run)
                 reason = exec_turn(run, err, sizeof(err));
         }
         if (run->lease_lost || (reason && strcmp(reason, "lease_lost") == 0)) {
-                dblog_write(LOG_LEVEL_WARN, &(struct dblog_where){run->project, run->bead, NULL},
+                dblog_write(LOG_LEVEL_WARN, EXEC_WHERE(run),
                             "run %s: lease lost (expired or canceled); abandoning it", run->id);
                 return ERR_OK;
         }
@@ -1076,8 +1072,8 @@ static int exec_run(struct exec_run *run)
         if (reason && strcmp(reason, "completed") == 0 &&
             workspace_release(run->cfg->projects_dir, run->project, run->bead, err, sizeof(err)) !=
                     0)
-                dblog_write(LOG_LEVEL_WARN, &(struct dblog_where){run->project, run->bead, NULL},
-                            "run %s: worktree kept: %s", run->id, err);
+                dblog_write(LOG_LEVEL_WARN, EXEC_WHERE(run), "run %s: worktree kept: %s", run->id,
+                            err);
         return ERR_OK;
 }
 
@@ -1122,8 +1118,8 @@ static int executor_tick(struct worker *w)
         snprintf(run.project, sizeof(run.project), "%s", PQgetvalue(res, 0, 4));
         snprintf(run.agent, sizeof(run.agent), "%s", PQgetvalue(res, 0, 5));
         PQclear(res);
-        dblog_write(LOG_LEVEL_INFO, &(struct dblog_where){run.project, run.bead, NULL},
-                    "run %s: started on bead %s (attempt %d)", run.id, run.bead, run.attempt);
+        dblog_write(LOG_LEVEL_INFO, EXEC_WHERE(&run), "run %s: started on bead %s (attempt %d)",
+                    run.id, run.bead, run.attempt);
         history_init(&run.hist, &w->arena);
         guard_init(&run.guard);
         rc = exec_run(&run);

@@ -430,6 +430,7 @@ test('the run left log lines in the database; the log merges them with the event
   assert.ok(started, JSON.stringify(logs.slice(0, 5)));
   assert.match(started.source, /^executor-\d+$/);
   assert.equal(started.project_id, project);
+  assert.equal(started.agent_id, sql(`SELECT agent_id FROM runs WHERE bead_id = '${bead}'`));
   const finished = logs.find((x) => /finished: completed after 3 iterations/.test(x.message));
   assert.equal(finished.level, 'info');
   assert.ok(logs.some((x) => x.type === 'bead.created'), 'events are lines too');
@@ -557,7 +558,7 @@ test('/metrics: strict Prometheus text, credentials, and the counters of every p
   assert.equal(Number(sql(`SELECT sum(value) FROM metric_counters WHERE name = 'loom_http_requests_total' AND labels = '${JSON.stringify(series)}'::jsonb`)), base + sent);
 });
 
-test('/metrics counts open event streams and lease expiries', async () => {
+test('/metrics counts open event streams, lease expiries and hop-limit blocks', async () => {
   const before = parseProm((await scrape()).text);
   const s = await sseOpen(`/api/v1/events/stream?project_id=${project}`);
   try {
@@ -579,4 +580,10 @@ test('/metrics counts open event streams and lease expiries', async () => {
        VALUES ('${b.id}', '${other}', '${agent.id}', '${agent.persona_name}', 2, 'running', 1, 'gone-executor', now() - interval '1 minute', now())`);
   await waitFor(async () => sample(parseProm((await scrape()).text), 'loom_lease_expiries_total', { outcome: 'requeued' }) === requeued + 1, 15000, 'the expiry counted');
   sql(`UPDATE runs SET state = 'canceled', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL WHERE bead_id = '${b.id}' AND state IN ('queued', 'running')`);
+
+  // a bead dispatched too often: the dispatcher blocks it instead of queueing a run
+  const limited = sample(before, 'loom_dispatch_hop_limit_total');
+  const hops = (await newBead(project, { title: 'Looping work', priority: 0, context: { dispatch_count: '20' } })).id;
+  await waitBead(hops, 'blocked');
+  assert.equal(sample(parseProm((await scrape()).text), 'loom_dispatch_hop_limit_total'), limited + 1);
 });
