@@ -48,7 +48,8 @@ BIN := $(B)/bin
 
 SHARED_SRC := $(sort $(wildcard shared/*.c))
 FCGI_COMMON_SRC := fcgi/http.c fcgi/router.c fcgi/query.c fcgi/input.c fcgi/server.c
-API_SRC    := fcgi/loom_api.c fcgi/routes.c fcgi/auth.c $(sort $(wildcard fcgi/api_*.c))
+API_MODULES := fcgi/routes.c fcgi/auth.c fcgi/metrics.c fcgi/prom.c fcgi/export.c
+API_SRC    := fcgi/loom_api.c $(API_MODULES) $(sort $(wildcard fcgi/api_*.c))
 SSE_SRC    := fcgi/loom_sse.c $(sort $(wildcard fcgi/sse_*.c))
 WORKER_COMMON_SRC := workers/worker.c
 # The action router's modules: the executor's, and loom-api's for pair programming (POST
@@ -119,7 +120,7 @@ $(BIN)/loom-%: $(B)/obj/workers/%.o $(WORKER_COMMON_OBJ) $(SHARED_OBJ)
 UNIT_SRC := $(sort $(wildcard tests/unit/*/test_*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 UNIT_LIB_OBJ := $(SHARED_OBJ) $(FCGI_COMMON_OBJ) \
-                $(call obj,fcgi/routes.c fcgi/auth.c $(sort $(wildcard fcgi/api_*.c)) workers/skill.c) \
+                $(call obj,$(API_MODULES) $(sort $(wildcard fcgi/api_*.c)) workers/skill.c) \
                 $(call obj,$(EXECUTOR_SRC) workers/motivation.c) \
                 $(call obj,$(filter-out fcgi/loom_sse.c,$(SSE_SRC)))
 INTEG_SRC := $(sort $(wildcard tests/integration/test_*.c))

@@ -9,8 +9,10 @@
 #include "http.h"
 #include "input.h"
 
-#define API_VERSION  "0.1.0"
-#define API_MAX_PAGE 1000
+#define API_VERSION    "0.1.0"
+#define API_MAX_PAGE   1000
+#define API_MAX_EXPORT 100000             /* rows in one export */
+#define API_EXPORT_MAX ((size_t)64 << 20) /* bytes of one export */
 
 /* Process start (monotonic seconds), for uptime. Set by main. */
 extern double api_started_at;
@@ -62,6 +64,19 @@ int api_send_list(struct request *req, struct db_stmt *st, const char *const *pa
                   const char *limit, const char *offset) __attribute__((warn_unused_result));
 /* A compact JSON text of obj, owned by obj. */
 const char *api_json_text(json_object *obj);
+/*
+ * Runs an export statement (flat rows; column names are the CSV header and the JSON keys) and
+ * sends at most max_rows of them as a download: format "csv" (text/csv) or "json", with
+ * Content-Disposition naming <name>.<format>, and X-Truncated: true when the statement returned
+ * more than max_rows (it should ask for max_rows + 1), plus X-Next-Offset (offset + max_rows)
+ * when offset >= 0.  ERR_TOO_LARGE past the buffer cap.
+ */
+int api_send_export(struct request *req, struct db_stmt *st, const char *const *params,
+                    const char *format, const char *name, int max_rows, long offset)
+        __attribute__((warn_unused_result));
+/* project_id (checked) and period (1h, 24h, 7d, 30d; default 24h) of a read model. */
+int api_period_params(struct request *req, const char **project_id, const char **period)
+        __attribute__((warn_unused_result));
 
 int api_health(struct request *req);
 int api_health_live(struct request *req);
@@ -96,9 +111,16 @@ int api_beads_escalate(struct request *req);
 int api_decisions_list(struct request *req);
 int api_decisions_get(struct request *req);
 int api_decisions_decide(struct request *req);
-int api_analytics_stats(struct request *req);
 int api_events_stats(struct request *req);
+
+int api_analytics_stats(struct request *req);
+int api_analytics_costs(struct request *req);
+int api_analytics_logs(struct request *req);
+int api_analytics_export(struct request *req);
+int api_analytics_velocity(struct request *req);
 int api_logs_recent(struct request *req);
+int api_logs_export(struct request *req);
+int api_metrics(struct request *req);
 
 int api_runs_list(struct request *req);
 int api_runs_get(struct request *req);

@@ -257,6 +257,12 @@ void http_send_json(struct request *req, int status, const char *body, size_t le
         http_send(req, status, "application/json", body, len);
 }
 
+void http_send_body(struct request *req, int status, const char *content_type, const char *body,
+                    size_t len)
+{
+        http_send(req, status, content_type, body, len);
+}
+
 void http_send_empty(struct request *req, int status)
 {
         http_send(req, status, "application/json", "", 0);

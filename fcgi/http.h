@@ -101,6 +101,10 @@ int http_status_for(int err);
 void http_add_header(struct request *req, const char *name, const char *value);
 /* Sends a complete JSON response. body must be valid JSON of len bytes. */
 void http_send_json(struct request *req, int status, const char *body, size_t len);
+/* Sends a complete response of any content type (text/plain for /metrics, text/csv for
+ * exports); body is len bytes. */
+void http_send_body(struct request *req, int status, const char *content_type, const char *body,
+                    size_t len);
 /* Sends 204 No Content. */
 void http_send_empty(struct request *req, int status);
 /*

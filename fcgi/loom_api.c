@@ -15,6 +15,7 @@
  *   LOOM_API_LLM_REQUESTS (threads / 2)  pair and chat-proxy requests under way at once; 503
  *   LOOM_LLM_*, LOOM_PAIR_COMMAND_TIMEOUT_SECONDS (120), LOOM_PROJECTS_DIR, LOOM_SANDBOX*
  *                        how pair programming calls the model and runs the agent's actions
+ *   LOOM_METRICS_FLUSH_MS   how often this process reports its HTTP counters (5000; metrics.h)
  */
 #include "api.h"
 #include "api_llm.h"
@@ -23,6 +24,7 @@
 #include "err.h"
 #include "httpc.h"
 #include "log.h"
+#include "metrics.h"
 #include "query.h"
 #include "router.h"
 #include "secret.h"
@@ -36,6 +38,7 @@ static void api_handle(FCGX_Request *fcgx, struct server_thread *t)
         struct request req;
         const struct route *route;
         char allow[128];
+        double t0 = api_now();
         int rc;
 
         http_request_init(&req, fcgx, &t->arena, &t->db);
@@ -76,6 +79,7 @@ static void api_handle(FCGX_Request *fcgx, struct server_thread *t)
                                req.path);
         }
         http_finish(&req, rc);
+        metrics_http_record(req.route, req.status, api_now() - t0);
         log_debug("%d", req.status);
         log_set_context(NULL);
         http_request_release(&req);
@@ -90,6 +94,7 @@ int main(void)
                 .db_session_sql = "SET ROLE loom_api; SET loom.scope = 'member'; SET loom.uid = ''",
         };
         char err[512];
+        int rc;
 
         log_setup("loom-api");
         /* before the threads start: they only read the key */
@@ -104,5 +109,11 @@ int main(void)
         }
         cfg.threads = (int)config_long("LOOM_API_THREADS", 4, 1, 256);
         api_llm_setup(cfg.threads);
-        return server_run(&cfg);
+        metrics_init(loom_routes, loom_routes_count);
+        if (metrics_start(config_database_url()) != ERR_OK)
+                log_warn("cannot start the metrics flusher; /metrics shows this process's "
+                         "requests only when it answers the scrape itself");
+        rc = server_run(&cfg);
+        metrics_stop();
+        return rc;
 }

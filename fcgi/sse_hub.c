@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
 
 enum sse_hub_state {
         SSE_HUB_DOWN,       /* no connection; sse_hub_tick reconnects at retry_at_ms */
@@ -23,10 +25,11 @@ enum sse_hub_state {
 };
 
 enum sse_hub_query {
-        SSE_HUB_Q_SETUP, /* session settings and LISTEN */
-        SSE_HUB_Q_HEAD,  /* max(events.id): where the feed starts, once per process */
-        SSE_HUB_Q_FETCH, /* new events after the ring's head, with the snapshot */
-        SSE_HUB_Q_READ,  /* a catch-up batch for one stream */
+        SSE_HUB_Q_SETUP,  /* session settings and LISTEN */
+        SSE_HUB_Q_HEAD,   /* max(events.id): where the feed starts, once per process */
+        SSE_HUB_Q_FETCH,  /* new events after the ring's head, with the snapshot */
+        SSE_HUB_Q_READ,   /* a catch-up batch for one stream */
+        SSE_HUB_Q_REPORT, /* this process's stream counts, for /metrics */
 };
 
 #define HUB_STR2(x) #x
@@ -50,6 +53,8 @@ static const char *const hub_fetch_sql =
         "       pg_snapshot_xmax(pg_current_snapshot())::text"
         "  FROM events e WHERE e.id > $1::bigint"
         " ORDER BY e.id LIMIT " HUB_STR(SSE_HUB_BATCH);
+
+static const char *const hub_report_sql = "SELECT loom_metrics_report($1, 'loom-sse', $2::jsonb)";
 
 /* $6: the personal stream's user (NULL: events with no recipient); $7: activities only */
 static const char *const hub_read_sql =
@@ -86,6 +91,9 @@ struct sse_hub {
         struct sse_conn *reading; /* the stream whose read is in flight; NULL if it closed */
         int64_t read_upto;        /* the read in flight covers ids up to here */
         int64_t read_through;     /* …and delivered everything up to here */
+        int64_t next_report_ms;   /* when the stream counts are reported next */
+        bool report_failed;       /* the last report failed (logged once) */
+        char process[160];        /* this process in the metric tables: host:pid:start */
 };
 
 static void hub_on_ready(struct sse_watch *w, uint32_t events);
@@ -93,6 +101,7 @@ static void hub_on_ready(struct sse_watch *w, uint32_t events);
 struct sse_hub *sse_hub_new(struct sse_server *srv, const char *conninfo)
 {
         struct sse_hub *h = xcalloc(1, sizeof(*h));
+        char host[128];
 
         h->srv = srv;
         h->conninfo = xstrdup(conninfo);
@@ -101,6 +110,11 @@ struct sse_hub *sse_hub_new(struct sse_server *srv, const char *conninfo)
         h->state = SSE_HUB_DOWN;
         h->backoff_ms = SSE_HUB_BACKOFF_MIN;
         sse_list_init(&h->reads);
+        if (gethostname(host, sizeof(host)) != 0)
+                snprintf(host, sizeof(host), "localhost");
+        host[sizeof(host) - 1] = '\0';
+        snprintf(h->process, sizeof(h->process), "%.100s:%d:%lld", host, (int)getpid(),
+                 (long long)time(NULL));
         return h;
 }
 
@@ -232,13 +246,38 @@ static void hub_send_read(struct sse_hub *h)
         hub_send(h, SSE_HUB_Q_READ, hub_read_sql, 7, params);
 }
 
-/* Starts the next query when idle: fetches and reads take turns when both are waiting. */
+/* The stream counts as loom_metrics_report takes them (cumulative per process). */
+static void hub_send_report(struct sse_hub *h)
+{
+        const struct sse_server *srv = h->srv;
+        const char *params[2] = {h->process};
+        char doc[512];
+
+        snprintf(doc, sizeof(doc),
+                 "{\"gauges\":[{\"name\":\"loom_sse_streams\",\"value\":%ld}],"
+                 "\"counters\":[{\"name\":\"loom_sse_streams_started_total\",\"value\":%llu},"
+                 "{\"name\":\"loom_sse_streams_rejected_total\",\"value\":%llu}]}",
+                 srv->nstreams, (unsigned long long)srv->stats.streams_started,
+                 (unsigned long long)srv->stats.rejected_full);
+        params[1] = doc;
+        h->next_report_ms = srv->now_ms + SSE_HUB_REPORT_MS;
+        hub_send(h, SSE_HUB_Q_REPORT, hub_report_sql, 2, params);
+}
+
+/*
+ * Starts the next query when idle: a due report first (one small statement every few
+ * seconds), else fetches and reads take turns when both are waiting.
+ */
 static void hub_kick(struct sse_hub *h)
 {
         bool fetch, read;
 
         if (h->state != SSE_HUB_IDLE || !h->ready)
                 return;
+        if (h->srv->now_ms >= h->next_report_ms) {
+                hub_send_report(h);
+                return;
+        }
         fetch = (h->fetch_wanted && h->srv->now_ms >= h->last_fetch_ms + SSE_HUB_FETCH_GAP_MS) ||
                 h->srv->now_ms >= h->next_fetch_ms;
         read = !sse_list_empty(&h->reads);
@@ -340,11 +379,20 @@ static void hub_result(struct sse_hub *h, const PGresult *res)
 {
         ExecStatusType st = PQresultStatus(res);
 
+        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && h->query == SSE_HUB_Q_REPORT) {
+                /* metrics are not worth the event feed: note it and carry on */
+                if (!h->report_failed)
+                        log_warn("cannot report the stream counts: %s", PQresultErrorMessage(res));
+                h->report_failed = true;
+                return;
+        }
         if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
                 log_error("event feed query failed: %s", PQresultErrorMessage(res));
                 h->query_failed = true;
                 return;
         }
+        if (h->query == SSE_HUB_Q_REPORT)
+                h->report_failed = false;
         if (h->query == SSE_HUB_Q_HEAD)
                 hub_on_head(h, res);
         else if (h->query == SSE_HUB_Q_FETCH)
@@ -374,6 +422,7 @@ static void hub_query_done(struct sse_hub *h)
                         hub_send(h, SSE_HUB_Q_HEAD, hub_head_sql, 0, NULL);
                 return;
         case SSE_HUB_Q_HEAD:
+        case SSE_HUB_Q_REPORT:
                 return;
         case SSE_HUB_Q_FETCH:
                 h->fetch_wanted = h->fetch_wanted || h->fetch_full;
@@ -513,6 +562,8 @@ void sse_hub_tick(struct sse_hub *h)
 
 int64_t sse_hub_deadline(const struct sse_hub *h)
 {
+        int64_t d;
+
         switch (h->state) {
         case SSE_HUB_DOWN:
         case SSE_HUB_CONNECTING:
@@ -524,9 +575,10 @@ int64_t sse_hub_deadline(const struct sse_hub *h)
         }
         if (!h->ready)
                 return INT64_MAX;
-        if (h->fetch_wanted && h->last_fetch_ms + SSE_HUB_FETCH_GAP_MS < h->next_fetch_ms)
-                return h->last_fetch_ms + SSE_HUB_FETCH_GAP_MS;
-        return h->next_fetch_ms;
+        d = h->next_fetch_ms;
+        if (h->fetch_wanted && h->last_fetch_ms + SSE_HUB_FETCH_GAP_MS < d)
+                d = h->last_fetch_ms + SSE_HUB_FETCH_GAP_MS;
+        return h->next_report_ms < d ? h->next_report_ms : d;
 }
 
 void sse_hub_want_read(struct sse_hub *h, struct sse_conn *c)

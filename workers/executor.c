@@ -25,6 +25,7 @@
  */
 #include "actions.h"
 #include "config.h"
+#include "dblog.h"
 #include "err.h"
 #include "guard.h"
 #include "history.h"
@@ -81,8 +82,8 @@ static const char *const exec_slips[] = {
 
 static struct db_stmt exec_claim_stmt = {
         .name = "exec_claim",
-        .sql = "SELECT r.id, r.bead_id, r.max_iterations, r.attempt FROM loom_run_claim($1, "
-               "$2::int) r"
+        .sql = "SELECT r.id, r.bead_id, r.max_iterations, r.attempt, r.project_id,"
+               " coalesce(r.agent_id, '') FROM loom_run_claim($1, $2::int) r"
                " WHERE r.id IS NOT NULL",
         .nparams = 2,
 };
@@ -110,6 +111,7 @@ enum {
         CTX_PREVIOUS,
         CTX_GIT_STRATEGY,
         CTX_ALLOW_NETWORK,
+        CTX_PROVIDER_ID,
 };
 
 static struct db_stmt exec_context_stmt = {
@@ -126,7 +128,8 @@ static struct db_stmt exec_context_stmt = {
                "       (SELECT format('%s: %s', pr.terminal_reason, coalesce(pr.error, ''))"
                "          FROM runs pr WHERE pr.bead_id = r.bead_id AND pr.id < r.id"
                "          ORDER BY pr.id DESC LIMIT 1), p.git_strategy,"
-               "       coalesce(p.context->>'allow_network' IN ('true', '1', 'yes'), false)"
+               "       coalesce(p.context->>'allow_network' IN ('true', '1', 'yes'), false),"
+               "       coalesce(r.provider_id, '')"
                " FROM runs r JOIN beads b ON b.id = r.bead_id"
                " JOIN projects p ON p.id = r.project_id"
                " JOIN personas pe ON pe.name = r.persona_name"
@@ -272,7 +275,7 @@ struct exec_settings {
 struct exec_run {
         struct worker *w;
         const struct exec_settings *cfg;
-        char id[24], bead[64], project[64], agent[64];
+        char id[24], bead[64], project[64], agent[64], provider[64];
         const char *agent_name, *default_branch;
         bool merge; /* git_strategy "direct": finished work is merged into default_branch */
         int attempt, max_iterations, iterations, bad_replies;
@@ -285,6 +288,24 @@ struct exec_run {
         struct guard guard;
         int commits;
 };
+
+/* What the run's database log lines are about (a pointer to a compound literal). */
+#define EXEC_WHERE(run)                                                                            \
+        (&(const struct dblog_where){.project_id = (run)->project,                                 \
+                                     .bead_id = (run)->bead,                                       \
+                                     .agent_id = (run)->agent[0] ? (run)->agent : NULL})
+
+/* The level a run's end is logged at: done is news, a failure of the provider or of Loom is
+ * an error, any other failure a warning. */
+static enum log_level exec_finish_level(const char *reason)
+{
+        if (strcmp(reason, "completed") == 0 || strcmp(reason, "escalated") == 0 ||
+            strcmp(reason, "canceled") == 0)
+                return LOG_LEVEL_INFO;
+        if (strcmp(reason, "provider_error") == 0 || strcmp(reason, "error") == 0)
+                return LOG_LEVEL_ERROR;
+        return LOG_LEVEL_WARN;
+}
 
 static const char *exec_num(struct exec_run *run, long v)
 {
@@ -341,15 +362,19 @@ static void exec_finish(struct exec_run *run, const char *reason, const char *er
         PGresult *res;
 
         if (db_exec(&run->w->db, &exec_finish_stmt, params, &res) != ERR_OK) {
-                log_error("run %s: cannot record its end (%s): %s; the lease will expire", run->id,
-                          reason, run->w->db.errmsg);
+                dblog_write(LOG_LEVEL_ERROR, EXEC_WHERE(run),
+                            "run %s: cannot record its end (%s): %s; the lease will expire",
+                            run->id, reason, run->w->db.errmsg);
                 return;
         }
         if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
-                log_warn("run %s: ended (%s) but it was no longer ours", run->id, reason);
+                dblog_write(LOG_LEVEL_WARN, EXEC_WHERE(run),
+                            "run %s: ended (%s) but it was no longer ours", run->id, reason);
         else
-                log_info("run %s (bead %s) finished: %s after %d iterations%s%s", run->id,
-                         run->bead, reason, run->iterations, error ? ": " : "", error ? error : "");
+                dblog_write(exec_finish_level(reason), EXEC_WHERE(run),
+                            "run %s (bead %s) finished: %s after %d iterations%s%.1500s", run->id,
+                            run->bead, reason, run->iterations, error ? ": " : "",
+                            error ? error : "");
         PQclear(res);
 }
 
@@ -457,8 +482,10 @@ static int exec_call(struct exec_run *run, struct llm_result *res)
                 exec_account(run, res, rc == ERR_OK, streamed);
                 if (rc == ERR_OK || res->error_class != LLM_ERR_CONTEXT_LENGTH)
                         return rc;
-                log_info("run %s: the model's context is full; shrinking the history (level %d)",
-                         run->id, level + 1);
+                dblog_write(LOG_LEVEL_INFO, EXEC_WHERE(run),
+                            "run %s: the model's context is full; shrinking the history (level "
+                            "%d)",
+                            run->id, level + 1);
         }
         return ERR_BAD_GATEWAY;
 }
@@ -840,6 +867,9 @@ static const char *exec_turn(struct exec_run *run, char *err, size_t errlen)
                         return run->lease_lost ? "lease_lost" : NULL; /* NULL: handed back */
                 }
                 snprintf(err, errlen, "%s: %s", llm_error_class_name(res.error_class), res.error);
+                dblog_write(LOG_LEVEL_ERROR, EXEC_WHERE(run),
+                            "run %s: provider %s (model %s) failed after %d retries: %s", run->id,
+                            run->provider[0] ? run->provider : "?", run->model, res.retries, err);
                 llm_result_release(&res);
                 return "provider_error";
         }
@@ -1071,6 +1101,7 @@ static int exec_run(struct exec_run *run)
         }
         snprintf(run->project, sizeof(run->project), "%s", PQgetvalue(ctx, 0, CTX_PROJECT));
         snprintf(run->agent, sizeof(run->agent), "%s", PQgetvalue(ctx, 0, CTX_AGENT));
+        snprintf(run->provider, sizeof(run->provider), "%s", PQgetvalue(ctx, 0, CTX_PROVIDER_ID));
         run->agent_name = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_AGENT_NAME));
         run->endpoint = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_ENDPOINT));
         /* opened into the tick's arena, which wipes it when the run is over */
@@ -1114,11 +1145,15 @@ static int exec_run(struct exec_run *run)
                 .sandbox = &exec_sandbox,
                 .allow_network = strcmp(PQgetvalue(ctx, 0, CTX_ALLOW_NETWORK), "t") == 0,
         };
-        log_info("run %s: commands run in sandbox %s, network %s", run->id,
-                 sandbox_mode_name(exec_sandbox.mode),
-                 exec_sandbox.mode != SANDBOX_BWRAP ? "not isolated"
-                 : run->tenv.allow_network          ? "allowed (context.allow_network)"
-                                                    : "off");
+        if (exec_sandbox.mode == SANDBOX_BWRAP)
+                log_info("run %s: commands run in sandbox %s, network %s", run->id,
+                         sandbox_mode_name(exec_sandbox.mode),
+                         run->tenv.allow_network ? "allowed (context.allow_network)" : "off");
+        else
+                dblog_write(LOG_LEVEL_WARN, EXEC_WHERE(run),
+                            "run %s: commands are not isolated (sandbox %s): rlimits, the "
+                            "program allowlist and no_new_privs only",
+                            run->id, sandbox_mode_name(exec_sandbox.mode));
         exec_open_conversation(run, ctx);
         PQclear(ctx);
         while (!reason && run->iterations < run->max_iterations) {
@@ -1126,7 +1161,8 @@ static int exec_run(struct exec_run *run)
                         const char *rp[2] = {run->id, run->w->name};
 
                         exec_do(run, &exec_release_stmt, rp, NULL);
-                        log_info("run %s: handed back to the queue (shutting down)", run->id);
+                        dblog_write(LOG_LEVEL_INFO, EXEC_WHERE(run),
+                                    "run %s: handed back to the queue (shutting down)", run->id);
                         return ERR_OK;
                 }
                 run->iterations++;
@@ -1138,7 +1174,8 @@ static int exec_run(struct exec_run *run)
                 reason = exec_turn(run, err, sizeof(err));
         }
         if (run->lease_lost || (reason && strcmp(reason, "lease_lost") == 0)) {
-                log_warn("run %s: lease lost (expired or canceled); abandoning it", run->id);
+                dblog_write(LOG_LEVEL_WARN, EXEC_WHERE(run),
+                            "run %s: lease lost (expired or canceled); abandoning it", run->id);
                 return ERR_OK;
         }
         if (!reason)
@@ -1160,7 +1197,8 @@ static int exec_run(struct exec_run *run)
         if (reason && strcmp(reason, "completed") == 0 &&
             workspace_release(run->cfg->projects_dir, run->project, run->bead, err, sizeof(err)) !=
                     0)
-                log_warn("run %s: worktree kept: %s", run->id, err);
+                dblog_write(LOG_LEVEL_WARN, EXEC_WHERE(run), "run %s: worktree kept: %s", run->id,
+                            err);
         return ERR_OK;
 }
 
@@ -1202,8 +1240,11 @@ static int executor_tick(struct worker *w)
         snprintf(run.bead, sizeof(run.bead), "%s", PQgetvalue(res, 0, 1));
         run.max_iterations = (int)strtol(PQgetvalue(res, 0, 2), NULL, 10);
         run.attempt = (int)strtol(PQgetvalue(res, 0, 3), NULL, 10);
+        snprintf(run.project, sizeof(run.project), "%s", PQgetvalue(res, 0, 4));
+        snprintf(run.agent, sizeof(run.agent), "%s", PQgetvalue(res, 0, 5));
         PQclear(res);
-        log_info("run %s: working bead %s (attempt %d)", run.id, run.bead, run.attempt);
+        dblog_write(LOG_LEVEL_INFO, EXEC_WHERE(&run), "run %s: started on bead %s (attempt %d)",
+                    run.id, run.bead, run.attempt);
         history_init(&run.hist, &w->arena);
         guard_init(&run.guard);
         rc = exec_run(&run);
@@ -1217,17 +1258,18 @@ static bool exec_sandbox_setup(void)
         char err[700], desc[1200];
 
         if (sandbox_setup(&exec_sandbox, err, sizeof(err)) != ERR_OK) {
-                log_error("refusing to start: %s", err);
+                dblog_write(LOG_LEVEL_ERROR, NULL, "refusing to start: %s", err);
                 return false;
         }
         sandbox_describe(&exec_sandbox, desc, sizeof(desc));
         if (exec_sandbox.mode == SANDBOX_BWRAP)
                 log_info("sandbox: commands run in %s", desc);
         else
-                log_warn("SANDBOX %s: commands are NOT isolated by bwrap (%s); they run with "
-                         "rlimits, the program allowlist and no_new_privs only; %s",
-                         exec_sandbox.mode == SANDBOX_OFF ? "OFF" : "UNAVAILABLE",
-                         exec_sandbox.reason, desc);
+                dblog_write(LOG_LEVEL_WARN, NULL,
+                            "SANDBOX %s: commands are NOT isolated by bwrap (%s); they run with "
+                            "rlimits, the program allowlist and no_new_privs only; %s",
+                            exec_sandbox.mode == SANDBOX_OFF ? "OFF" : "UNAVAILABLE",
+                            exec_sandbox.reason, desc);
         return true;
 }
 
@@ -1247,8 +1289,13 @@ int main(void)
                 log_error("%s", err);
                 return 1;
         }
-        if (!exec_sandbox_setup())
+        /* before the sandbox probe, so its warning reaches the logs table too */
+        if (dblog_start(config_database_url(), config_str("LOOM_WORKER_NAME", def.name)) != ERR_OK)
+                log_warn("cannot start the database log writer; logging to stderr only");
+        if (!exec_sandbox_setup()) {
+                dblog_stop(2000);
                 return 1;
+        }
         if (httpc_global_init() != 0) {
                 log_error("cannot initialise libcurl");
                 return 1;

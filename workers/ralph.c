@@ -14,12 +14,18 @@
  *     GET {endpoint}/models (no tokens spent), and records healthy/failed, latency and error;
  *   - evaluates the motivations (workers/motivation.c): calendar, event, threshold and idle
  *     conditions, each motivation in its own transaction, firing at most 10 per tick;
- *   - keeps the events table bounded (LOOM_EVENTS_RETENTION_DAYS, default 30), in batches;
+ *   - keeps the events table bounded (LOOM_EVENTS_RETENTION_DAYS, default 30, with the activity
+ *     feed and read notifications) and the logs table (LOOM_LOGS_RETENTION_DAYS, default 7), in
+ *     batches;
  *   - drops pair sessions 7 days after their last use, injected messages after 7 days, and
- *     lessons whose relevance has faded below 2 % (loom_pair_prune).
- * Every change it makes is an event.  Ticks never overlap: the loop is single-threaded.
+ *     lessons whose relevance has faded below 2 % (loom_pair_prune);
+ *   - folds the metric rows of loom-api / loom-sse processes silent for an hour into the
+ *     database's own (counters keep growing across restarts, the table stays small).
+ * Every change it makes is an event, and a line in the logs table (shared/dblog.h).  Ticks
+ * never overlap: the loop is single-threaded.
  */
 #include "config.h"
+#include "dblog.h"
 #include "err.h"
 #include "httpc.h"
 #include "log.h"
@@ -36,6 +42,7 @@
 #define RALPH_PROBE_FAILED_S "10" /* a failed provider is retried sooner */
 #define RALPH_PROBE_TIMEOUT  10000
 #define RALPH_PROBE_MAX_BODY ((size_t)4 << 20)
+#define RALPH_METRICS_STALE  "3600" /* seconds before a silent process's metrics are folded */
 
 /* The oldest 10,000 events by id, of which those past retention go: bounded work per tick. */
 static struct db_stmt ralph_prune_events_stmt = {
@@ -51,6 +58,18 @@ static struct db_stmt ralph_prune_activity_stmt = {
         .name = "ralph_prune_activity",
         .sql = "SELECT loom_activity_prune($1::int)",
         .nparams = 1,
+};
+
+static struct db_stmt ralph_prune_logs_stmt = {
+        .name = "ralph_prune_logs",
+        .sql = "SELECT loom_logs_prune($1::int)",
+        .nparams = 1,
+};
+
+static struct db_stmt ralph_fold_metrics_stmt = {
+        .name = "ralph_fold_metrics",
+        .sql = "SELECT loom_metrics_fold(" RALPH_METRICS_STALE ")",
+        .nparams = 0,
 };
 
 static struct db_stmt ralph_due_stmt = {
@@ -90,7 +109,7 @@ static int ralph_probed(struct worker *w, const char *id, double ms, const char 
 
         snprintf(latency, sizeof(latency), "%.0f", ms);
         if (*err)
-                log_warn("provider %s failed its probe: %s", id, err);
+                dblog_write(LOG_LEVEL_WARN, NULL, "provider %s failed its probe: %s", id, err);
         rc = db_exec(&w->db, &ralph_probed_stmt, params, &out);
         PQclear(out);
         return rc;
@@ -148,7 +167,8 @@ static int ralph_bootstrap_provider(struct worker *w)
         if (key) {
                 rc = secret_seal(&w->arena, key, &params[1]);
                 if (rc) {
-                        log_error("cannot seal LOOM_PROVIDER_API_KEY: %s", err_strerror(rc));
+                        dblog_write(LOG_LEVEL_ERROR, NULL, "cannot seal LOOM_PROVIDER_API_KEY: %s",
+                                    err_strerror(rc));
                         done = true;
                         return rc;
                 }
@@ -156,12 +176,14 @@ static int ralph_bootstrap_provider(struct worker *w)
         params[2] = config_str("LOOM_PROVIDER_MODEL", NULL);
         rc = db_exec(&w->db, &ralph_bootstrap_stmt, params, &res);
         if (rc) {
-                log_error("cannot register LOOM_PROVIDER_URL as a provider: %s", w->db.errmsg);
+                dblog_write(LOG_LEVEL_ERROR, NULL,
+                            "cannot register LOOM_PROVIDER_URL as a provider: %s", w->db.errmsg);
                 done = true; /* a bad URL will not get better by retrying */
                 return rc;
         }
         if (PQntuples(res) > 0)
-                log_info("registered provider 'default' from LOOM_PROVIDER_URL");
+                dblog_write(LOG_LEVEL_INFO, NULL,
+                            "registered provider 'default' from LOOM_PROVIDER_URL");
         PQclear(res);
         done = true;
         return ERR_OK;
@@ -182,7 +204,8 @@ static int ralph_prune_events(struct worker *w)
         if (rc)
                 return rc;
         if (*PQcmdTuples(res) && PQcmdTuples(res)[0] != '0')
-                log_info("pruned %s events older than %ld days", PQcmdTuples(res), days);
+                dblog_write(LOG_LEVEL_INFO, NULL, "pruned %s events older than %ld days",
+                            PQcmdTuples(res), days);
         PQclear(res);
         rc = db_exec(&w->db, &ralph_prune_activity_stmt, params, &res);
         if (rc)
@@ -190,6 +213,27 @@ static int ralph_prune_events(struct worker *w)
         if (strcmp(PQgetvalue(res, 0, 0), "0") != 0)
                 log_info("pruned %s activities and read notifications older than %ld days",
                          PQgetvalue(res, 0, 0), days);
+        PQclear(res);
+        return ERR_OK;
+}
+
+static int ralph_prune_logs(struct worker *w)
+{
+        static long days = -1;
+        char days_s[16];
+        const char *params[1] = {days_s};
+        PGresult *res;
+        int rc;
+
+        if (days < 0)
+                days = config_long("LOOM_LOGS_RETENTION_DAYS", 7, 1, 36500);
+        snprintf(days_s, sizeof(days_s), "%ld", days);
+        rc = db_exec(&w->db, &ralph_prune_logs_stmt, params, &res);
+        if (rc)
+                return rc;
+        if (strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+                dblog_write(LOG_LEVEL_INFO, NULL, "pruned %s log lines older than %ld days",
+                            PQgetvalue(res, 0, 0), days);
         PQclear(res);
         return ERR_OK;
 }
@@ -225,9 +269,9 @@ static struct db_stmt ralph_recover_stmt = {
         .nparams = 2,
 };
 
-/* Runs one maintenance statement that returns how many things it did; logs when any. */
+/* Runs one maintenance statement that returns how many things it did; logs at level when any. */
 static int ralph_phase(struct worker *w, struct db_stmt *st, const char *const *params,
-                       const char *what)
+                       enum log_level level, const char *what)
 {
         PGresult *res;
         int rc = db_exec(&w->db, st, params, &res);
@@ -235,7 +279,7 @@ static int ralph_phase(struct worker *w, struct db_stmt *st, const char *const *
         if (rc)
                 return rc;
         if (strcmp(PQgetvalue(res, 0, 0), "0") != 0)
-                log_info("%s %s", PQgetvalue(res, 0, 0), what);
+                dblog_write(level, NULL, "%s %s", PQgetvalue(res, 0, 0), what);
         PQclear(res);
         return ERR_OK;
 }
@@ -276,16 +320,19 @@ static int ralph_tick(struct worker *w)
         if (!cfg.attempts[0])
                 ralph_settings_load(&cfg);
         params[0] = cfg.attempts;
-        rc = ralph_phase(w, &ralph_expire_stmt, params, "runs had expired leases");
+        rc = ralph_phase(w, &ralph_expire_stmt, params, LOG_LEVEL_WARN,
+                         "runs had expired leases (re-queued, or their beads blocked)");
         params[0] = cfg.stuck_s;
         if (!rc)
-                rc = ralph_phase(w, &ralph_reset_agents_stmt, params, "stuck agents reset to idle");
+                rc = ralph_phase(w, &ralph_reset_agents_stmt, params, LOG_LEVEL_WARN,
+                                 "stuck agents reset to idle");
         if (!rc)
-                rc = ralph_phase(w, &ralph_block_loops_stmt, NULL, "looping beads blocked");
+                rc = ralph_phase(w, &ralph_block_loops_stmt, NULL, LOG_LEVEL_WARN,
+                                 "looping beads blocked");
         if (!rc && now - last_recover >= cfg.recover_every_s) {
                 params[0] = cfg.recover_s;
                 params[1] = cfg.auth_recover_s;
-                rc = ralph_phase(w, &ralph_recover_stmt, params,
+                rc = ralph_phase(w, &ralph_recover_stmt, params, LOG_LEVEL_INFO,
                                  "blocked beads recovered for another try");
                 if (!rc)
                         last_recover = now;
@@ -299,8 +346,13 @@ static int ralph_tick(struct worker *w)
         if (!rc)
                 rc = ralph_prune_events(w);
         if (!rc)
-                rc = ralph_phase(w, &ralph_pair_prune_stmt, NULL,
+                rc = ralph_phase(w, &ralph_pair_prune_stmt, NULL, LOG_LEVEL_INFO,
                                  "expired pair sessions, old injections and faded lessons pruned");
+        if (!rc)
+                rc = ralph_prune_logs(w);
+        if (!rc)
+                rc = ralph_phase(w, &ralph_fold_metrics_stmt, NULL, LOG_LEVEL_DEBUG,
+                                 "silent processes' metrics folded");
         return rc;
 }
 
