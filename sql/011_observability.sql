@@ -275,13 +275,16 @@ CREATE FUNCTION loom_metrics_run() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         PERFORM loom_metric_add('loom_dispatch_hops_total', '{}', 1);
-        RETURN NULL;
     END IF;
+    -- a run written already ended (an import, a repair by hand) has finished too
     IF NEW.state IN ('succeeded', 'failed', 'canceled') THEN
         PERFORM loom_metric_add('loom_runs_finished_total',
                                 jsonb_build_object('state', NEW.state,
                                                    'reason', coalesce(NEW.terminal_reason, 'none')),
                                 1);
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        RETURN NULL;
     END IF;
     IF OLD.state = 'running' AND NEW.state = 'queued' AND NEW.attempt > OLD.attempt THEN
         PERFORM loom_metric_add('loom_lease_expiries_total', '{"outcome": "requeued"}', 1);
