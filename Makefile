@@ -80,7 +80,7 @@ $(BIN)/loom-migrate: $(call obj,workers/migrate.c workers/skill.c) $(SHARED_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-EXECUTOR_SRC := workers/actions.c workers/guard.c workers/history.c workers/proc.c \
+EXECUTOR_SRC := workers/actions.c workers/budget.c workers/guard.c workers/history.c workers/proc.c \
                 workers/sandbox.c workers/workspace.c workers/tools.c
 $(BIN)/loom-executor: $(call obj,workers/executor.c $(EXECUTOR_SRC)) $(WORKER_COMMON_OBJ) $(SHARED_OBJ)
 	@mkdir -p $(BIN)
