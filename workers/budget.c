@@ -85,6 +85,7 @@ int budget_reserve(struct db *db, struct arena *arena, const struct budget_call 
         for (;;) {
                 int rc = budget_ask(db, arena, call, hold);
 
+                hold->waited_ms = budget_now_ms() - start;
                 if (rc || hold->verdict != BUDGET_WAIT)
                         return rc;
                 if (budget_now_ms() - start >= call->wait_ms || (call->cancel && *call->cancel))

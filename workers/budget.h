@@ -22,6 +22,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Waits at least this long are worth a log line. */
+#define BUDGET_WAIT_LOG_MS 200
+
 enum budget_verdict {
         BUDGET_GRANTED,  /* reserved: make the call, record it with hold.reservation */
         BUDGET_WAIT,     /* calls in flight hold what is left, still so after wait_ms */
@@ -50,6 +53,7 @@ struct budget_hold {
         const char *amount;   /* USD reserved, or needed by the refused call */
         const char *message;  /* refusals and waits: why, in words */
         const char *detail;   /* refusals: JSON figures for the decision ("{}" otherwise) */
+        long waited_ms;       /* how long calls in flight held the budget before this answer */
 };
 
 /*

@@ -445,6 +445,9 @@ static int exec_reserve(struct exec_run *run, const struct llm_message *msgs, in
                                          run->w->db.errmsg);
                 return rc;
         }
+        if (hold->waited_ms >= BUDGET_WAIT_LOG_MS)
+                log_info("run %s: waited %ld ms for calls in flight to settle the budget (%s)",
+                         run->id, hold->waited_ms, budget_verdict_name(hold->verdict));
         if (!hold->priced && !run->unpriced_logged) {
                 run->unpriced_logged = true;
                 log_info("run %s: model %s has no price in model_prices: its calls reserve $0, so "
