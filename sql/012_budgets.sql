@@ -865,3 +865,21 @@ BEGIN
     PERFORM loom_budget_alerts(pid, bid, actor);
     RETURN loom_bead_budget_json(bid);
 END $$;
+
+-- The log level of an event, as in 006_decisions.sql, with the budget alerts: a used-up budget
+-- stops work (error), 80 % of one is a warning.
+CREATE OR REPLACE FUNCTION loom_event_level(e events) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN e.type LIKE 'log.%' THEN substr(e.type, 5)
+        WHEN e.type IN ('run.iteration', 'run.started') THEN 'debug'
+        WHEN e.type IN ('bead.loop_detected', 'budget.exceeded') THEN 'error'
+        WHEN e.type = 'provider.updated' AND e.payload #>> '{provider,status}' = 'failed' THEN 'error'
+        WHEN e.type = 'run.finished' AND e.payload #>> '{run,terminal_reason}'
+             IN ('provider_error', 'error', 'lease_expired', 'parse_failures',
+                 'validation_failures') THEN 'error'
+        WHEN e.type = 'run.finished' AND e.payload #>> '{run,state}' <> 'succeeded' THEN 'warn'
+        WHEN e.type IN ('run.requeued', 'run.released', 'agent.reset', 'bead.recovered',
+                        'decision.created', 'budget.warning') THEN 'warn'
+        WHEN e.type = 'bead.status_change' AND e.payload ->> 'to' = 'blocked' THEN 'warn'
+        ELSE 'info' END
+$$;
