@@ -262,4 +262,15 @@ test('budget routes: bad input is a clear 4xx and changes nothing; members only'
   assert.equal((await api('GET', `/api/v1/projects/${p}/budget`, undefined, authHeader(viewer.token))).status, 200);
   assertError(await api('PUT', `/api/v1/projects/${p}/budget`, { limit_usd: 100 }, authHeader(viewer.token)), 403, '');
   assert.equal(Number((await api('GET', `/api/v1/projects/${p}/budget`)).body.limit_usd), 4.25);
+  // a user sets the budgets of a project of their own, and of its beads
+  const owner = await newUser('user');
+  const mine = await newProject({}, authHeader(owner.token));
+  r = await api('PUT', `/api/v1/projects/${mine}/budget`, { limit_usd: 3, monthly_limit_usd: 1 }, authHeader(owner.token));
+  assert.equal(r.status, 200, r.text);
+  assert.equal(Number(r.body.monthly_limit_usd), 1);
+  const mb = await newBead(mine, { title: 'mine' }, authHeader(owner.token));
+  r = await api('PUT', `/api/v1/beads/${mb.id}/budget`, { limit_usd: 0.25, spend_allowance_usd: null }, authHeader(owner.token));
+  assert.equal(r.status, 200, r.text);
+  assert.equal(Number(r.body.limit_usd), 0.25);
+  assertError(await api('GET', `/api/v1/beads/${mb.id}/budget`, undefined, authHeader(stranger.token)), 404, 'not found');
 });
