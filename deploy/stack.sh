@@ -306,10 +306,13 @@ wait_pg() {
 	fail_with_logs "PostgreSQL is not ready after 60 s"
 }
 
-# Role and database for the local cluster; repeated on every `up`, a no-op once they exist.
+# Roles and database for the local cluster (loom_api: the role loom-api takes for the requests
+# of non-admin users, sql/016_rls_roles.sql); repeated on every `up`, a no-op once they exist.
 bootstrap_db() {
 	"$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres -d postgres >/dev/null <<'SQL'
 SELECT 'CREATE ROLE loom LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'loom') \gexec
+SELECT 'CREATE ROLE loom_api NOLOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'loom_api') \gexec
+GRANT loom_api TO loom;
 SELECT 'CREATE DATABASE loom OWNER loom ENCODING ''UTF8''' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'loom') \gexec
 SQL
 }
@@ -388,7 +391,8 @@ LOOM_RALPH_RECOVER_EVERY_SECONDS LOOM_RALPH_INTERVAL_MS LOOM_DISPATCH_BATCH LOOM
 LOOM_DISPATCH_BACKOFF_SECONDS LOOM_EVENTS_RETENTION_DAYS LOOM_SANDBOX LOOM_SANDBOX_CPU_SECONDS
 LOOM_SANDBOX_MEMORY_MB LOOM_SANDBOX_FILE_MB LOOM_SANDBOX_NPROC LOOM_SANDBOX_NOFILE LOOM_SANDBOX_TMP_MB
 LOOM_SANDBOX_RO_PATHS LOOM_SANDBOX_BWRAP LOOM_SESSION_IDLE_SECONDS LOOM_SESSION_MAX_SECONDS
-LOOM_LOGIN_MAX_FAILURES LOOM_LOGIN_MAX_FAILURES_PER_IP LOOM_LOGIN_WINDOW_SECONDS"
+LOOM_LOGIN_MAX_FAILURES LOOM_LOGIN_MAX_FAILURES_PER_IP LOOM_LOGIN_WINDOW_SECONDS
+LOOM_API_LLM_REQUESTS LOOM_PAIR_COMMAND_TIMEOUT_SECONDS"
 tunables_env() {
 	local name out=
 	for name in $LOOM_TUNABLES; do

@@ -159,4 +159,37 @@ int api_members_list(struct request *req);
 int api_members_add(struct request *req);
 int api_members_remove(struct request *req);
 
+/* Project export / import (api_export.c) and the import document's own checks (api_import.c). */
+#define IMPORT_MAX_BODY         ((size_t)16 << 20) /* nginx lets this much through for import */
+#define IMPORT_MAX_BEADS        5000
+#define IMPORT_MAX_DEPENDENCIES 20000
+#define IMPORT_MAX_COMMENTS     20000
+
+struct import_counts {
+        size_t beads, dependencies, comments, decisions;
+};
+
+/*
+ * Checks an import document without the database: header (format "loom-export", version 1),
+ * project and rename fields, every bead, dependency, comment and decision, the caps, duplicate
+ * ids, dangling references, two parents, dependency cycles and comment threads.  0 with
+ * *counts filled, or ERR_INVALID with a message that names the place.  Allocates in req->arena.
+ */
+int api_import_check(struct request *req, json_object *doc, struct import_counts *counts)
+        __attribute__((warn_unused_result));
+int api_projects_export(struct request *req);
+int api_projects_import(struct request *req);
+
+int api_pair(struct request *req);
+int api_chat_completions(struct request *req);
+int api_chat_completions_stream(struct request *req);
+int api_conversations_list(struct request *req);
+int api_conversations_get(struct request *req);
+int api_conversations_reset(struct request *req);
+int api_conversations_delete(struct request *req);
+int api_conversations_inject(struct request *req);
+int api_memory_list(struct request *req);
+int api_memory_put(struct request *req);
+int api_memory_delete(struct request *req);
+
 #endif

@@ -90,6 +90,8 @@ static const char *type_name(enum field_kind k)
                 return "an array of strings";
         case FIELD_OBJECT:
                 return "an object";
+        case FIELD_NUMBER:
+                return "a number";
         }
         return "?";
 }
@@ -288,6 +290,16 @@ static int check_field(struct request *req, const struct field_spec *f, json_obj
                 break;
         default:
                 want = json_type_string;
+        }
+        if (f->kind == FIELD_NUMBER) {
+                double x = json_object_get_double(v);
+
+                if ((!json_object_is_type(v, json_type_int) &&
+                     !json_object_is_type(v, json_type_double)) ||
+                    !(x >= (double)f->min && x <= (double)f->max))
+                        return http_fail(req, ERR_INVALID, "%s: must be a number from %ld to %ld",
+                                         f->name, f->min, f->max);
+                return ERR_OK;
         }
         if (!json_object_is_type(v, want))
                 return http_fail(req, ERR_INVALID, "%s: must be %s", f->name, type_name(f->kind));

@@ -27,6 +27,7 @@ enum field_kind {
         FIELD_TIMESTAMP,     /* an ISO 8601 / RFC 3339 date or date-time string */
         FIELD_BEAD_ID,       /* a string that is a bead id */
         FIELD_BEAD_ID_ARRAY, /* at most max bead ids */
+        FIELD_NUMBER,        /* an integer or a fraction in [min, max] */
 };
 
 #define FIELD_REQUIRED 0x1u /* must be present (not checked for partial updates) */

@@ -12,8 +12,12 @@
  *   LOOM_SESSION_IDLE_SECONDS, LOOM_SESSION_MAX_SECONDS   session lifetimes (8 h idle, 7 days)
  *   LOOM_LOGIN_MAX_FAILURES (5 per user), LOOM_LOGIN_MAX_FAILURES_PER_IP (20),
  *   LOOM_LOGIN_WINDOW_SECONDS (900)   login throttling: 429 with Retry-After past the limit
+ *   LOOM_API_LLM_REQUESTS (threads / 2)  pair and chat-proxy requests under way at once; 503
+ *   LOOM_LLM_*, LOOM_PAIR_COMMAND_TIMEOUT_SECONDS (120), LOOM_PROJECTS_DIR, LOOM_SANDBOX*
+ *                        how pair programming calls the model and runs the agent's actions
  */
 #include "api.h"
+#include "api_llm.h"
 #include "auth.h"
 #include "config.h"
 #include "err.h"
@@ -83,7 +87,7 @@ int main(void)
                 .program = "loom-api",
                 .handler = api_handle,
                 /* a connection opened mid-request sees no project until loom_auth() scopes it */
-                .db_session_sql = "SET loom.scope = 'member'; SET loom.uid = ''",
+                .db_session_sql = "SET ROLE loom_api; SET loom.scope = 'member'; SET loom.uid = ''",
         };
         char err[512];
 
@@ -99,5 +103,6 @@ int main(void)
                 return 1;
         }
         cfg.threads = (int)config_long("LOOM_API_THREADS", 4, 1, 256);
+        api_llm_setup(cfg.threads);
         return server_run(&cfg);
 }

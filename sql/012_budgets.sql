@@ -358,6 +358,27 @@ BEGIN
     RETURN cid;
 END $$;
 
+-- A call made outside a run (pair programming, the chat proxy: people, not the action loop)
+-- learns its project after its record; it counts against the project's budgets then.  It was
+-- not reserved: nothing holds it back, but what it cost is spent.
+CREATE FUNCTION loom_llm_calls_budget() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    paid numeric := greatest(NEW.cost_usd, 0);
+BEGIN
+    IF paid > 0 AND EXISTS (SELECT 1 FROM projects WHERE id = NEW.project_id) THEN
+        PERFORM loom_budget_lock(NEW.project_id);
+        UPDATE budgets SET spent_usd = spent_usd + paid, month_spent_usd = month_spent_usd + paid,
+                           updated_at = now()
+        WHERE project_id = NEW.project_id;
+        PERFORM loom_budget_alerts(NEW.project_id, NULL, 'loom-api');
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER llm_calls_budget AFTER UPDATE OF project_id ON llm_calls
+    FOR EACH ROW WHEN (OLD.project_id IS NULL AND NEW.project_id IS NOT NULL
+                       AND NEW.run_id IS NULL)
+    EXECUTE FUNCTION loom_llm_calls_budget();
+
 -- loom-ralph: reservations whose run no longer runs under the executor that made them (it
 -- ended, was canceled or re-queued, or its lease ran out) hold nothing any more.
 CREATE FUNCTION loom_budget_release_stale() RETURNS integer LANGUAGE plpgsql AS $$

@@ -9,6 +9,7 @@ import { initViews, pushEvent, resetEvents } from './js/views.js';
 import { initRuns } from './js/runs.js';
 import { initActionLog } from './js/actionlog.js';
 import { initConversation } from './js/conversation.js';
+import { initPair } from './js/pair.js';
 import { initDecisions } from './js/decisions.js';
 import { initAnalytics } from './js/analytics.js';
 import { initLogs } from './js/logs.js';
@@ -225,6 +226,7 @@ async function start() {
   initRuns();
   initActionLog();
   initConversation();
+  initPair();
   initViews();
   initDecisions();
   initAnalytics();

@@ -12,8 +12,11 @@
  * iteration: renew the lease and publish "iteration i/N"; send what fits of the conversation
  * (history.h; a context-length refusal shrinks it and retries); account the call (llm_calls);
  * read the reply leniently (actions.h); carry out the actions (tools.h for files, commands and
- * git; bead actions here); log every action and command; tell the model the results.  The
- * conversation is stored (messages) as it grows, and a later run of the bead resumes it.
+ * git; bead actions and remember here); log every action and command; tell the model the
+ * results.  The conversation is stored (messages) as it grows, and a later run of the bead
+ * resumes it.  Before each LLM call the messages people sent the loop (injections) join it.
+ * The system prompt carries the project's most relevant lessons and its memory; a failed build
+ * or test run is recorded as a lesson (deduplicated and fading, loom_lesson_record).
  *
  * Every LLM call is reserved first against the project's and the bead's budgets (budget.h)
  * and reconciled by its llm_calls record.  A refused reservation ends the run for a person: the
@@ -53,6 +56,9 @@
 #define EXEC_ARG_CAP         2000 /* longest string kept in an action's logged args */
 #define EXEC_OUTPUT_LOG_CAP  65536
 #define EXEC_AGENTS_MD_CAP   4000
+#define EXEC_MEMORY_ROWS     "20"
+#define EXEC_MEMORY_CAP      4000 /* characters of project memory in the system prompt */
+#define EXEC_LESSON_SHOWN    600  /* characters of one lesson's detail in the system prompt */
 
 static const char exec_action_format[] =
         "You are an autonomous agent working a bead (a work item) in Loom. Act; never ask the "
@@ -156,12 +162,37 @@ static struct db_stmt exec_messages_stmt = {
         .readonly = true,
 };
 
+/* The most relevant lessons: fading with time unseen, weighted by how often they recurred. */
 static struct db_stmt exec_lessons_stmt = {
         .name = "exec_lessons",
-        .sql = "SELECT category, title, detail FROM lessons WHERE project_id = $1"
-               " ORDER BY id DESC LIMIT 5",
+        .sql = "SELECT category, title, detail, occurrences FROM lessons WHERE project_id = $1"
+               " AND loom_lesson_relevance(relevance, last_seen_at) >= 0.1"
+               " ORDER BY loom_lesson_relevance(relevance, last_seen_at) * (1 + ln(occurrences))"
+               " DESC, id DESC LIMIT 5",
         .nparams = 1,
         .readonly = true,
+};
+
+/* Project memory for the prompt: the surest and newest entries first. */
+static struct db_stmt exec_memory_stmt = {
+        .name = "exec_memory",
+        .sql = "SELECT category, key, value, confidence FROM project_memory WHERE project_id = $1"
+               " ORDER BY confidence DESC, updated_at DESC LIMIT " EXEC_MEMORY_ROWS,
+        .nparams = 1,
+        .readonly = true,
+};
+
+static struct db_stmt exec_remember_stmt = {
+        .name = "exec_remember",
+        .sql = "SELECT loom_memory_put($1, $2, $3, $4, $5::real, $6, $7) ->> 'key'",
+        .nparams = 7,
+};
+
+/* A person's messages for the bead, stored in the conversation and marked delivered. */
+static struct db_stmt exec_injections_stmt = {
+        .name = "exec_injections",
+        .sql = "SELECT t FROM loom_injections_take($1::bigint) t",
+        .nparams = 1,
 };
 
 static struct db_stmt exec_message_stmt = {
@@ -225,12 +256,11 @@ static struct db_stmt exec_escalate_stmt = {
         .nparams = 3,
 };
 
+/* Recorded once per distinct failure; a repeat counts and refreshes it (015_pair.sql). */
 static struct db_stmt exec_lesson_stmt = {
         .name = "exec_lesson",
-        .sql = "INSERT INTO lessons (project_id, category, title, detail, source_bead_id,"
-               " source_agent_id) VALUES ($1, $2, left($3, 300), left($4, 2000), $5,"
-               " nullif($6, ''))",
-        .nparams = 6,
+        .sql = "SELECT loom_lesson_record($1, $2, $3, $4, $5, $6, $7)",
+        .nparams = 7,
 };
 
 static struct db_stmt exec_release_stmt = {
@@ -347,10 +377,11 @@ static void exec_finish(struct exec_run *run, const char *reason, const char *er
         PQclear(res);
 }
 
+/* key: what makes two lessons the same one (digits and case do not count). */
 static void exec_lesson(struct exec_run *run, const char *category, const char *title,
-                        const char *detail)
+                        const char *detail, const char *key)
 {
-        const char *params[6] = {run->project, category, title, detail, run->bead, run->agent};
+        const char *params[7] = {run->project, category, title, detail, key, run->bead, run->agent};
 
         exec_do(run, &exec_lesson_stmt, params, NULL);
 }
@@ -727,6 +758,48 @@ static void exec_wrap_up(struct exec_run *run, int *seq)
         }
 }
 
+/* A failed build or test run is a lesson for later work (deduplicated in SQL). */
+static void exec_learn(struct exec_run *run, const char *type, const struct tool_result *tr)
+{
+        struct tool_lesson l;
+
+        if (tools_lesson(type, tr, &l))
+                exec_lesson(run, l.category, l.title, l.detail, l.key);
+}
+
+/* remember: a project memory entry (checked by loom_memory_put), confidence 0.6 unless given. */
+static void exec_remember(struct exec_run *run, json_object *action, struct tool_result *tr)
+{
+        json_object *v;
+        double conf = 0.6;
+        const char *params[7];
+        PGresult *res;
+
+        if (json_object_object_get_ex(action, "confidence", &v) && v) {
+                if (!json_object_is_type(v, json_type_double) &&
+                    !json_object_is_type(v, json_type_int)) {
+                        strbuf_addstr(&tr->text, "error: confidence must be a number from 0 to 1");
+                        return;
+                }
+                conf = json_object_get_double(v);
+        }
+        params[0] = run->project;
+        params[1] = exec_str(action, "category");
+        params[2] = exec_str(action, "key");
+        params[3] = exec_str(action, "value");
+        params[4] = arena_printf(&run->w->arena, "%.4f", conf);
+        params[5] = run->bead;
+        params[6] = run->agent_name;
+        if (db_exec(&run->w->db, &exec_remember_stmt, params, &res) != ERR_OK) {
+                strbuf_addf(&tr->text, "error: %s", run->w->db.errmsg);
+                return;
+        }
+        tr->ok = true;
+        strbuf_addf(&tr->text, "remembered %s/%s for this project", params[1],
+                    PQgetvalue(res, 0, 0));
+        PQclear(res);
+}
+
 /* True for the types that run a program (their lease is stretched to cover it). */
 static bool exec_runs_program(const char *type)
 {
@@ -769,6 +842,9 @@ static const char *exec_apply(struct exec_run *run, json_object *actions, struct
                         }
                         if (tools_run(&run->tenv, type, a, &tr) != ERR_OK)
                                 strbuf_addstr(&tr.text, "error: internal failure; try again");
+                        exec_learn(run, type, &tr);
+                } else if (strcmp(type, "remember") == 0) {
+                        exec_remember(run, a, &tr);
                 } else if (strcmp(type, "done") == 0 ||
                            (strcmp(type, "close_bead") == 0 &&
                             (!exec_str(a, "bead_id") ||
@@ -914,7 +990,8 @@ static const char *exec_turn(struct exec_run *run, char *err, size_t errlen)
                             arena_printf(&run->w->arena,
                                          "Repeating %.500s did not move the work forward; "
                                          "try a different approach.",
-                                         list));
+                                         list),
+                            list);
                 json_object_put(root);
                 return "loop_detected";
         }
@@ -936,7 +1013,7 @@ static const char *exec_turn(struct exec_run *run, char *err, size_t errlen)
         if (!reason && guard_stagnant(&run->guard, run->iterations, stag, sizeof(stag))) {
                 snprintf(err, errlen, "no progress: %s", stag);
                 exec_lesson(run, "loop_pattern",
-                            arena_printf(&run->w->arena, "Bead %s stalled", run->bead), stag);
+                            arena_printf(&run->w->arena, "Bead %s stalled", run->bead), stag, stag);
                 reason = "progress_stagnant";
         }
         if (repeats == GUARD_LOOP_REPEATS - 1)
@@ -952,7 +1029,33 @@ static const char *exec_turn(struct exec_run *run, char *err, size_t errlen)
         return reason;
 }
 
-/* The system prompt: action format, rules, persona, project guidance, lessons. */
+/* The project's memory, surest and newest first, at most EXEC_MEMORY_CAP characters. */
+static void exec_memory_prompt(struct exec_run *run, struct strbuf *sb)
+{
+        const char *params[1] = {run->project};
+        size_t used = 0;
+        PGresult *res;
+
+        if (!exec_do(run, &exec_memory_stmt, params, &res))
+                return;
+        if (PQntuples(res) > 0)
+                strbuf_addstr(sb, "\n# Project memory (what is known about this project; add to "
+                                  "it with remember)\n");
+        for (int i = 0; i < PQntuples(res); i++) {
+                const char *line =
+                        arena_printf(&run->w->arena, "- [%s] %s: %.1000s\n", PQgetvalue(res, i, 0),
+                                     PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+                size_t n = strlen(line);
+
+                if (used + n > EXEC_MEMORY_CAP)
+                        break;
+                strbuf_addstr(sb, line);
+                used += n;
+        }
+        PQclear(res);
+}
+
+/* The system prompt: action format, rules, persona, project guidance, lessons, memory. */
 static const char *exec_system_prompt(struct exec_run *run, PGresult *ctx)
 {
         struct strbuf sb;
@@ -982,10 +1085,12 @@ static const char *exec_system_prompt(struct exec_run *run, PGresult *ctx)
                 if (PQntuples(res) > 0)
                         strbuf_addstr(&sb, "\n# Lessons from earlier work in this project\n");
                 for (int i = 0; i < PQntuples(res); i++)
-                        strbuf_addf(&sb, "- [%s] %s: %s\n", PQgetvalue(res, i, 0),
-                                    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+                        strbuf_addf(&sb, "- [%s] %s (seen %s times): %.*s\n", PQgetvalue(res, i, 0),
+                                    PQgetvalue(res, i, 1), PQgetvalue(res, i, 3), EXEC_LESSON_SHOWN,
+                                    PQgetvalue(res, i, 2));
                 PQclear(res);
         }
+        exec_memory_prompt(run, &sb);
         text = arena_strdup(&run->w->arena, sb.buf);
         strbuf_release(&sb);
         return text;
@@ -1131,6 +1236,25 @@ static void exec_conclude(struct exec_run *run, const char *reason, char *err, s
                 log_warn("run %s: worktree kept: %s", run->id, err);
 }
 
+/*
+ * What people said to the loop since the last iteration (POST /conversations/{bead}/inject):
+ * stored in the conversation and marked delivered by one statement, added to the history here.
+ */
+static void exec_take_injections(struct exec_run *run)
+{
+        const char *params[1] = {run->id};
+        PGresult *res;
+
+        if (!exec_do(run, &exec_injections_stmt, params, &res))
+                return;
+        for (int i = 0; i < PQntuples(res); i++)
+                history_add(&run->hist, "user", PQgetvalue(res, i, 0));
+        if (PQntuples(res) > 0)
+                log_info("run %s: %d message%s from people added to the conversation", run->id,
+                         PQntuples(res), PQntuples(res) == 1 ? "" : "s");
+        PQclear(res);
+}
+
 /* Loads the bead, persona and provider, prepares the worktree, and runs the loop to its end. */
 static int exec_run(struct exec_run *run)
 {
@@ -1218,6 +1342,7 @@ static int exec_run(struct exec_run *run)
                             run, run->cfg->lease_s,
                             arena_printf(&run->w->arena, "{\"agent\": \"%s\"}", run->agent_name)))
                         break;
+                exec_take_injections(run);
                 reason = exec_turn(run, err, sizeof(err));
         }
         if (run->lease_lost || (reason && strcmp(reason, "lease_lost") == 0)) {

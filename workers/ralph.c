@@ -13,7 +13,9 @@
  *   - probes providers that are new, changed, or last checked over 60 s ago (10 s when the
  *     last probe failed), with
  *     GET {endpoint}/models (no tokens spent), and records healthy/failed, latency and error;
- *   - keeps the events table bounded (LOOM_EVENTS_RETENTION_DAYS, default 30), in batches.
+ *   - keeps the events table bounded (LOOM_EVENTS_RETENTION_DAYS, default 30), in batches;
+ *   - drops pair sessions 7 days after their last use, injected messages after 7 days, and
+ *     lessons whose relevance has faded below 2 % (loom_pair_prune).
  * Every change it makes is an event.  Ticks never overlap: the loop is single-threaded.
  */
 #include "config.h"
@@ -200,6 +202,13 @@ static struct db_stmt ralph_block_loops_stmt = {
         .nparams = 0,
 };
 
+/* Expired pair sessions, week-old injections, faded lessons (015_pair.sql). */
+static struct db_stmt ralph_pair_prune_stmt = {
+        .name = "ralph_pair_prune",
+        .sql = "SELECT loom_pair_prune()",
+        .nparams = 0,
+};
+
 static struct db_stmt ralph_recover_stmt = {
         .name = "ralph_recover",
         .sql = "SELECT loom_beads_recover($1::int, $2::int)",
@@ -281,6 +290,9 @@ static int ralph_tick(struct worker *w)
                 rc = ralph_probe_due(w);
         if (!rc)
                 rc = ralph_prune_events(w);
+        if (!rc)
+                rc = ralph_phase(w, &ralph_pair_prune_stmt, NULL,
+                                 "expired pair sessions, old injections and faded lessons pruned");
         return rc;
 }
 

@@ -10,7 +10,7 @@ export const EVENT_TYPES = [
   'agent.updated', 'agent.deleted', 'persona.updated', 'provider.registered', 'provider.updated',
   'provider.deleted', 'run.queued', 'run.started', 'run.iteration', 'run.finished', 'run.requeued',
   'run.released', 'bead.loop_detected', 'bead.recovered', 'agent.reset', 'decision.created',
-  'decision.decided',
+  'decision.decided', 'conversation.injected', 'conversation.delivered',
 ];
 
 // The log stream carries only "log.<level>" events (plus Loom's log.message and log.line).

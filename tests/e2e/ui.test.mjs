@@ -32,6 +32,7 @@ if (skip) console.log(`# ui.test.mjs skipped: ${skip}`);
 let browser;
 let project;
 let stub = null;
+let stubInfo = null; // {url, provider} of the stub, once started
 let workProject = null; // the project an agent worked in (for the phone-width analytics)
 const problems = []; // console errors, page errors, failed requests
 let expectRefusal = null; // the path (or paths) of the requests a step is refused on purpose
@@ -178,7 +179,7 @@ test('dashboard: create a bead in the UI, then watch API changes arrive live', {
 });
 
 test('an agent works a bead made in the UI: the drawer shows its run, conversation and action log live', { skip }, async () => {
-  const { url, provider } = await startStub();
+  const { url, provider } = stubInfo = await startStub();
   const proj = await newProject({ dispatch: true, name: 'UI agents at work' });
   workProject = proj;
   // Only our agent, on our stub, takes work; it stays paused until the bead has been seen in Open.
@@ -260,6 +261,61 @@ test('an agent works a bead made in the UI: the drawer shows its run, conversati
   await p.selectOption('#an-metric', 'latency');
   await p.waitForSelector('#an-charts figcaption:has-text("Average latency by model")');
   await p.screenshot({ path: path.join(artifacts, 'ui-analytics-1280x800.png'), fullPage: true });
+  await p.context().close();
+  assert.deepEqual(problems, []);
+});
+
+test('pair: talk with an agent in the drawer; while a run is live, send it a message instead', { skip }, async () => {
+  const { url, provider } = stubInfo || (stubInfo = await startStub());
+  const proj = await newProject({ name: 'UI pair' });
+  for (const a of (await api('GET', `/api/v1/agents?project_id=${proj}`)).body) {
+    assert.equal((await api('PATCH', `/api/v1/agents/${a.id}`, { status: 'paused' })).status, 200);
+  }
+  const agent = (await api('POST', '/api/v1/agents', { persona_name: 'engineering-manager', project_id: proj, provider_id: provider, name: 'Pair partner' })).body;
+  const b = await newBead(proj, { title: 'Pair on the notes' });
+  const reply = 'Let me write it and look at the tree.\n```json\n' + JSON.stringify({ actions: [
+    { type: 'write_file', path: 'pair.txt', content: 'from the pair\n' }, { type: 'read_tree', path: '.' }] }) + '\n```';
+  await script(url, { replies: [{ content: reply, delay_ms: 800 }] });
+
+  const p = await page(1280, 800);
+  await p.goto(`/#/${proj}/kanban/${b.id}`);
+  await p.waitForSelector('#live.is-live');
+  await p.waitForSelector('#drawer:visible');
+  await p.waitForSelector('#dr-pair-log:has-text("Ask the agent")');
+  assert.equal(await p.isHidden('#dr-pair-inject-field'), true, 'no live run: nothing to send to');
+  await p.fill('#dr-pair-msg', 'Can you add pair.txt?');
+  await p.click('#dr-pair-form button[type="submit"]');
+  // the reply streams in, then the actions and their results are listed
+  await p.waitForSelector('#dr-pair-log .msg.role-user:has-text("Can you add pair.txt?")');
+  await p.waitForSelector('#dr-pair-log .msg.role-assistant:not(.streaming):has-text("Let me write it and look at the tree.")');
+  await p.waitForSelector('#dr-pair-log .pair-actions .act:has(.act-type:text-is("write_file")):has-text("executed")');
+  await p.waitForSelector('#dr-pair-log .pair-actions .act:has(.act-type:text-is("read_tree")):has-text("pair.txt")');
+  assert.match(await p.textContent('#dr-pair-session'), /Pair partner/);
+  assert.equal(await p.inputValue('#dr-pair-msg'), '');
+  await p.locator('#dr-pair-h').scrollIntoViewIfNeeded();
+  await p.screenshot({ path: path.join(artifacts, 'ui-drawer-pair-1280x800.png') });
+  // the session is kept: the drawer shows it again
+  await p.keyboard.press('Escape');
+  await p.waitForSelector('#drawer', { state: 'hidden' });
+  await p.goto(`/#/${proj}/kanban/${b.id}`);
+  await p.waitForSelector('#dr-pair-log .msg.role-assistant:has-text("Let me write it")');
+  await p.waitForSelector('#dr-pair-log .msg.role-results:has-text("write_file pair.txt: executed")');
+
+  // a live run (a slow model): the message can go to the running agent, which reads it
+  await script(url, { beads: [{ match: '^Pair on the notes$', replies: [
+    { delay_ms: 2000, actions: [{ type: 'read_tree', path: '.' }] }, { delay_ms: 2000, actions: [{ type: 'git_status' }] },
+    { actions: [{ type: 'done', reason: 'done' }] }] }] }); // the stack's LLM timeout is 3 s
+  assert.equal((await api('PATCH', `/api/v1/projects/${proj}`, { context: { dispatch_paused: null } })).status, 200);
+  await p.waitForSelector('#dr-pair-inject-field:visible', { timeout: 20000 });
+  assert.match(await p.textContent('#dr-pair-inject-label'), /Send to the running agent \(run #\d+\) instead/);
+  await p.check('#dr-pair-inject');
+  await p.fill('#dr-pair-msg', 'Please finish up.');
+  await p.click('#dr-pair-form button[type="submit"]');
+  await p.waitForSelector('#dr-pair-log .msg.role-inject:has-text("Please finish up.")');
+  await p.waitForSelector('#dr-pair-log .msg.role-inject:has-text("read by the agent at iteration")', { timeout: 20000 });
+  await p.waitForSelector('#dr-status:text-is("Closed")', { timeout: 20000 });
+  await p.waitForSelector('#dr-pair-inject-field', { state: 'hidden' });
+  assert.equal(agent.name, 'Pair partner');
   await p.context().close();
   assert.deepEqual(problems, []);
 });

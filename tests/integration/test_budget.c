@@ -413,6 +413,24 @@ TEST(stale_reservations_are_released)
         CHECK_STR(q("SELECT count(*) FROM budget_reservations WHERE project_id = '%s'", p), "0");
 }
 
+TEST(calls_outside_runs_count_when_they_learn_their_project)
+{
+        const char *p = new_project("{\"budget_usd\":\"0.010\"}");
+        char cid[24];
+
+        snprintf(cid, sizeof(cid), "%s",
+                 q("SELECT loom_llm_call_record('{\"served_model\": \"bm\", \"cost_usd\": 0.009,"
+                   " \"status\": \"ok\"}')"));
+        CHECK_STR(q("SELECT coalesce(max(spent_usd)::text, 'none') FROM budgets"
+                    " WHERE project_id = '%s'",
+                    p),
+                  "none");
+        q("SELECT loom_llm_call_attach(%s, '{\"source\": \"proxy\", \"project_id\": \"%s\"}')", cid,
+          p);
+        CHECK_STR(q("SELECT spent_usd FROM budgets WHERE project_id = '%s'", p), "0.009000");
+        CHECK_STR(events(p, "budget.warning"), "1");
+}
+
 TEST(start)
 {
         const char *url = getenv("LOOM_DATABASE_URL");
@@ -438,4 +456,5 @@ TESTS(TESTLIB_CASE(start), TESTLIB_CASE(a_reservation_is_the_estimate_and_the_re
       TESTLIB_CASE(a_merge_waits_for_approval_then_the_next_run_only_merges),
       TESTLIB_CASE(a_denied_merge_reopens_the_bead_with_the_rationale),
       TESTLIB_CASE(the_spend_gate_asks_and_an_approval_raises_the_allowance),
-      TESTLIB_CASE(stale_reservations_are_released))
+      TESTLIB_CASE(stale_reservations_are_released),
+      TESTLIB_CASE(calls_outside_runs_count_when_they_learn_their_project))
