@@ -54,7 +54,7 @@ SSE_SRC    := fcgi/loom_sse.c $(sort $(wildcard fcgi/sse_*.c))
 WORKER_COMMON_SRC := workers/worker.c
 # The action router's modules: the executor's, and loom-api's for pair programming (POST
 # /api/v1/pair carries out the actions a model proposes in the bead's worktree, sandboxed).
-EXECUTOR_SRC := workers/actions.c workers/guard.c workers/history.c workers/proc.c \
+EXECUTOR_SRC := workers/actions.c workers/budget.c workers/guard.c workers/history.c workers/proc.c \
                 workers/sandbox.c workers/workspace.c workers/tools.c
 DAEMONS    := loom-dispatcher loom-executor loom-ralph
 

@@ -91,6 +91,17 @@ int api_projects_delete(struct request *req);
 int api_projects_close(struct request *req);
 int api_projects_reopen(struct request *req);
 int api_projects_state(struct request *req);
+int api_projects_budget_get(struct request *req);
+int api_projects_budget_put(struct request *req);
+int api_beads_budget_get(struct request *req);
+int api_beads_budget_put(struct request *req);
+/*
+ * The budget keys of a body's "context" (a project's budget_usd, budget_monthly_usd,
+ * approval_cost_usd, require_approval_merge; a bead's budget_usd, spend_allowance_usd), if
+ * any: amounts in USD and flags, or null.  0, or ERR_INVALID naming the key.
+ */
+int api_budget_check_context(struct request *req, json_object *body, bool bead)
+        __attribute__((warn_unused_result));
 
 int api_beads_list(struct request *req);
 int api_beads_ready(struct request *req);

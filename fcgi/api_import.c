@@ -102,6 +102,7 @@ static const struct field_spec decision_fields[] = {
         {"priority", FIELD_INT, 0, 0, 3, NULL},
         {"question", FIELD_STRING, FIELD_NULLABLE, 0, 262144, NULL},
         {"escalated_from", FIELD_BEAD_ID, FIELD_NULLABLE, 0, 0, NULL},
+        {"gate", FIELD_STRING, FIELD_NULLABLE, 0, 20, NULL}, /* 012_budgets: budget, merge, spend */
         {"decision", FIELD_STRING, FIELD_NULLABLE, 0, 200, NULL},
         {"rationale", FIELD_STRING, FIELD_NULLABLE, 0, 65536, NULL},
         {"decider_id", FIELD_STRING, FIELD_NULLABLE, 0, 200, NULL},

@@ -18,12 +18,20 @@
  * The system prompt carries the project's most relevant lessons and its memory; a failed build
  * or test run is recorded as a lesson (deduplicated and fading, loom_lesson_record).
  *
+ * Every LLM call is reserved first against the project's and the bead's budgets (budget.h)
+ * and reconciled by its llm_calls record.  A refused reservation ends the run for a person: the
+ * bead waits on a decision to raise the budget, or to allow more spending (the spend gate).  In
+ * a project whose context says require_approval_merge, done work is committed but neither
+ * pushed nor merged: the run ends awaiting approval, and once a person approves, the bead's
+ * next run only pushes and merges, without the model.
+ *
  * A run ends with Loom's terminal reasons: completed (done / close_bead), escalated
  * (escalate_ceo files a decision bead that blocks this one), max_iterations, no_actions,
  * parse_failures / validation_failures (8 unusable replies in a row), loop_detected (guard.h),
- * progress_stagnant, provider_error, error.
+ * progress_stagnant, provider_error, error; and budget, awaiting_approval (a gate).
  */
 #include "actions.h"
+#include "budget.h"
 #include "config.h"
 #include "dblog.h"
 #include "err.h"
@@ -112,6 +120,8 @@ enum {
         CTX_GIT_STRATEGY,
         CTX_ALLOW_NETWORK,
         CTX_PROVIDER_ID,
+        CTX_MERGE_GATED,
+        CTX_MERGE_APPROVED,
 };
 
 static struct db_stmt exec_context_stmt = {
@@ -125,11 +135,18 @@ static struct db_stmt exec_context_stmt = {
                "                          'last_failed_at', 'redispatch_requested',"
                "                          'redispatch_requested_at', 'terminal_reason',"
                "                          'last_run_error'])::text,"
-               "       (SELECT format('%s: %s', pr.terminal_reason, coalesce(pr.error, ''))"
+               "       (SELECT format('%s: %s%s', pr.terminal_reason, coalesce(pr.error, ''),"
+               "               CASE WHEN pr.terminal_reason = 'awaiting_approval'"
+               "                    AND b.context ? 'ceo_decision' THEN format("
+               "                    '. A person decided: %s (%s)', b.context->>'ceo_decision',"
+               "                    coalesce(b.context->>'ceo_rationale', 'no rationale')) END)"
                "          FROM runs pr WHERE pr.bead_id = r.bead_id AND pr.id < r.id"
                "          ORDER BY pr.id DESC LIMIT 1), p.git_strategy,"
                "       coalesce(p.context->>'allow_network' IN ('true', '1', 'yes'), false),"
-               "       coalesce(r.provider_id, '')"
+               "       coalesce(r.provider_id, ''),"
+               "       coalesce(p.context->>'require_approval_merge' IN ('true', '1', 'yes'),"
+               "                false),"
+               "       coalesce(b.context->>'merge_approved' = 'true', false)"
                " FROM runs r JOIN beads b ON b.id = r.bead_id"
                " JOIN projects p ON p.id = r.project_id"
                " JOIN personas pe ON pe.name = r.persona_name"
@@ -268,6 +285,7 @@ struct exec_settings {
         long lease_s;
         long llm_timeout_s, llm_connect_s, llm_retries;
         long command_timeout_s;
+        long budget_wait_s;
         bool stream;
         const char *projects_dir;
 };
@@ -277,9 +295,15 @@ struct exec_run {
         const struct exec_settings *cfg;
         char id[24], bead[64], project[64], agent[64], provider[64];
         const char *agent_name, *default_branch;
-        bool merge; /* git_strategy "direct": finished work is merged into default_branch */
+        bool merge;       /* git_strategy "direct": finished work is merged into default_branch */
+        bool merge_gated; /* context.require_approval_merge: no push or merge unapproved */
+        bool merge_approved; /* a person approved: this run only pushes and merges */
         int attempt, max_iterations, iterations, bad_replies;
         bool lease_lost;
+        bool unpriced_logged;
+        /* why a reservation stopped the run: gate ("budget", "spend", "merge") for a person,
+         * with the question and figures for the decision; halt for anything else */
+        const char *gate, *gate_question, *gate_detail, *halt;
         const char *endpoint, *api_key, *model;
         size_t budget_chars;
         struct history hist;
@@ -387,8 +411,9 @@ static void exec_lesson(struct exec_run *run, const char *category, const char *
         exec_do(run, &exec_lesson_stmt, params, NULL);
 }
 
-/* The llm_calls row of one call (or one failed call). */
-static void exec_account(struct exec_run *run, const struct llm_result *res, bool ok, bool streamed)
+/* The llm_calls row of one call (or one failed call), reconciling its reservation. */
+static void exec_account(struct exec_run *run, const struct llm_result *res, bool ok, bool streamed,
+                         const char *reservation)
 {
         json_object *c = json_object_new_object();
         const char *params[1];
@@ -418,6 +443,8 @@ static void exec_account(struct exec_run *run, const struct llm_result *res, boo
         }
         json_object_object_add(c, "retries", json_object_new_int(res->retries));
         json_object_object_add(c, "streamed", json_object_new_boolean(streamed));
+        if (reservation[0])
+                json_object_object_add(c, "reservation_id", json_object_new_string(reservation));
         params[0] = arena_strdup(&run->w->arena,
                                  json_object_to_json_string_ext(c, JSON_C_TO_STRING_PLAIN));
         json_object_put(c);
@@ -446,8 +473,68 @@ static bool exec_is_local(const char *endpoint)
 }
 
 /*
- * One call to the model with what fits of the history; a context-length refusal shrinks the
- * history and tries again.  0 with the reply in res, or a negative err_code (res says why).
+ * Reserves the cost of a call of max_tokens on msgs (budget.h).  0: make the call.  Otherwise
+ * the run stops: run->gate says for which person's decision, run->halt why else, or
+ * run->lease_lost.
+ */
+static int exec_reserve(struct exec_run *run, const struct llm_message *msgs, int n, int max_tokens,
+                        struct budget_hold *hold)
+{
+        struct budget_call call = {
+                .run_id = run->id,
+                .owner = run->w->name,
+                .model = run->model,
+                .max_tokens = max_tokens,
+                .wait_ms = run->cfg->budget_wait_s * 1000,
+                .keepalive = exec_keepalive,
+                .keepalive_arg = run,
+                .keepalive_ms = run->cfg->lease_s * 1000 / 3,
+                .cancel = worker_stop_flag(),
+        };
+        int rc;
+
+        for (int i = 0; i < n; i++)
+                call.prompt_chars += strlen(msgs[i].content);
+        rc = budget_reserve(&run->w->db, &run->w->arena, &call, hold);
+        if (rc) {
+                run->halt = arena_printf(&run->w->arena, "cannot reserve the call's budget: %s",
+                                         run->w->db.errmsg);
+                return rc;
+        }
+        if (hold->waited_ms >= BUDGET_WAIT_LOG_MS)
+                log_info("run %s: waited %ld ms for calls in flight to settle the budget (%s)",
+                         run->id, hold->waited_ms, budget_verdict_name(hold->verdict));
+        if (!hold->priced && !run->unpriced_logged) {
+                run->unpriced_logged = true;
+                log_info("run %s: model %s has no price in model_prices: its calls reserve $0, so "
+                         "budgets count only what the provider reports",
+                         run->id, run->model);
+        }
+        switch (hold->verdict) {
+        case BUDGET_GRANTED:
+                return ERR_OK;
+        case BUDGET_REFUSED:
+        case BUDGET_APPROVAL:
+                run->gate = hold->verdict == BUDGET_REFUSED ? "budget" : "spend";
+                run->gate_question = hold->message;
+                run->gate_detail = hold->detail;
+                log_info("run %s (bead %s): %s", run->id, run->bead, hold->message);
+                return ERR_FORBIDDEN;
+        case BUDGET_LOST:
+                run->lease_lost = true;
+                return ERR_CONFLICT;
+        case BUDGET_WAIT:
+                break;
+        }
+        run->halt = arena_printf(&run->w->arena, "budget busy for %ld s: %s",
+                                 run->cfg->budget_wait_s, hold->message);
+        return ERR_UNAVAILABLE;
+}
+
+/*
+ * One call to the model with what fits of the history, its cost reserved first; a
+ * context-length refusal shrinks the history and tries again.  0 with the reply in res, or a
+ * negative err_code (res says why, or the reservation stopped the run: exec_reserve).
  */
 static int exec_call(struct exec_run *run, struct llm_result *res)
 {
@@ -456,6 +543,7 @@ static int exec_call(struct exec_run *run, struct llm_result *res)
         for (int level = 0; level <= HISTORY_MAX_LEVEL; level++) {
                 struct llm_message *msgs;
                 int n = history_view(&run->hist, run->budget_chars, level, &msgs);
+                struct budget_hold hold;
                 struct llm_request req = {
                         .endpoint = run->endpoint,
                         .api_key = run->api_key,
@@ -474,12 +562,14 @@ static int exec_call(struct exec_run *run, struct llm_result *res)
                         .keepalive_arg = run,
                         .keepalive_ms = run->cfg->lease_s * 1000 / 3,
                 };
-                int rc;
+                int rc = exec_reserve(run, msgs, n, req.max_tokens, &hold);
 
+                if (rc)
+                        return rc;
                 llm_result_release(res);
                 llm_result_init(res);
                 rc = llm_chat(&req, res);
-                exec_account(run, res, rc == ERR_OK, streamed);
+                exec_account(run, res, rc == ERR_OK, streamed, hold.reservation);
                 if (rc == ERR_OK || res->error_class != LLM_ERR_CONTEXT_LENGTH)
                         return rc;
                 dblog_write(LOG_LEVEL_INFO, EXEC_WHERE(run),
@@ -665,7 +755,10 @@ static void exec_close_other(struct exec_run *run, const char *bead, const char 
         PQclear(res);
 }
 
-/* Uncommitted work is committed, and the branch pushed when there is a remote. */
+/*
+ * Uncommitted work is committed, and the branch pushed when there is a remote (in a project
+ * that gates merges, only once a person approved).
+ */
 static void exec_wrap_up(struct exec_run *run, int *seq)
 {
         static const char *const steps[] = {"git_commit", "git_push"};
@@ -674,7 +767,7 @@ static void exec_wrap_up(struct exec_run *run, int *seq)
                 json_object *a = json_object_new_object();
                 struct tool_result tr;
 
-                if (i == 1 && !run->ws.has_remote) {
+                if (i == 1 && (!run->ws.has_remote || (run->merge_gated && !run->merge_approved))) {
                         json_object_put(a);
                         break;
                 }
@@ -763,6 +856,10 @@ static const char *exec_apply(struct exec_run *run, json_object *actions, struct
                 clock_gettime(CLOCK_MONOTONIC, &t0);
                 if (actions_check(a, err, sizeof(err)) != ERR_OK) {
                         strbuf_addf(&tr.text, "error: %s", err);
+                } else if (run->merge_gated && strcmp(type, "git_push") == 0) {
+                        strbuf_addstr(&tr.text, "error: in this project a person approves every "
+                                                "push; commit your work and finish with done, "
+                                                "and it is pushed once approved");
                 } else if (tools_handles(type)) {
                         if (exec_runs_program(type) &&
                             !exec_progress(run, run->cfg->command_timeout_s + run->cfg->lease_s,
@@ -865,6 +962,13 @@ static const char *exec_turn(struct exec_run *run, char *err, size_t errlen)
                 if (*worker_stop_flag() || run->lease_lost) {
                         llm_result_release(&res);
                         return run->lease_lost ? "lease_lost" : NULL; /* NULL: handed back */
+                }
+                if (run->gate || run->halt) {
+                        llm_result_release(&res);
+                        snprintf(err, errlen, "%s", run->gate ? run->gate_question : run->halt);
+                        return !run->gate                         ? "error"
+                               : strcmp(run->gate, "budget") == 0 ? "budget"
+                                                                  : "awaiting_approval";
                 }
                 snprintf(err, errlen, "%s: %s", llm_error_class_name(res.error_class), res.error);
                 dblog_write(LOG_LEVEL_ERROR, EXEC_WHERE(run),
@@ -1063,6 +1167,106 @@ static void exec_open_conversation(struct exec_run *run, PGresult *ctx)
                               PQgetvalue(ctx, 0, CTX_BEAD_CONTEXT), run->max_iterations));
 }
 
+/* Merges the bead's branch into the default branch (git_strategy direct); err says why not. */
+static int exec_merge(struct exec_run *run, char *err, size_t errlen)
+{
+        char why[700];
+
+        if (workspace_merge(run->cfg->projects_dir, run->project, run->default_branch, run->bead,
+                            run->agent_name, run->tenv.author_email, why, sizeof(why)) == ERR_OK)
+                return ERR_OK;
+        snprintf(err, errlen,
+                 "the work is done on %.100s but merging it into %.100s failed: %.600s",
+                 run->ws.branch, run->default_branch, why);
+        return ERR_CONFLICT;
+}
+
+/* An approved merge: what is left is committed and the branch pushed (exec_conclude merges);
+ * no LLM call. */
+static const char *exec_merge_approved(struct exec_run *run, char *err, size_t errlen)
+{
+        int seq = 0;
+
+        log_info("run %s: a person approved %s; pushing and merging without the model", run->id,
+                 run->ws.branch);
+        if (!exec_progress(run, run->cfg->command_timeout_s + run->cfg->lease_s, NULL))
+                return "lease_lost";
+        exec_wrap_up(run, &seq);
+        snprintf(err, errlen, "%s after approval", run->merge ? "merged" : "pushed");
+        return "completed";
+}
+
+/* Done work in a project that approves merges: the question for the person. */
+static void exec_gate_merge(struct exec_run *run, const char *summary)
+{
+        json_object *d = json_object_new_object();
+        const char *says = summary[0] ? " The agent says: " : "";
+
+        json_object_object_add(d, "branch", json_object_new_string(run->default_branch));
+        json_object_object_add(d, "bead_branch", json_object_new_string(run->ws.branch));
+        json_object_object_add(d, "strategy",
+                               json_object_new_string(run->merge ? "direct" : "branch-pr"));
+        run->gate = "merge";
+        run->gate_detail = arena_strdup(&run->w->arena,
+                                        json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN));
+        json_object_put(d);
+        if (run->merge)
+                run->gate_question =
+                        arena_printf(&run->w->arena, "approve merge of %s into %s?%s%.1500s",
+                                     run->ws.branch, run->default_branch, says, summary);
+        else
+                run->gate_question = arena_printf(
+                        &run->w->arena,
+                        "approve pushing %s for review (branch-pr: it is not merged into %s)?"
+                        "%s%.1500s",
+                        run->ws.branch, run->default_branch, says, summary);
+}
+
+/* Ends the run for a person's decision (run->gate); the executor is free at once. */
+static void exec_gate(struct exec_run *run)
+{
+        char did[64];
+
+        if (budget_gate(&run->w->db, run->id, run->w->name, run->gate, run->gate_question,
+                        run->gate_detail, run->iterations, did, sizeof(did)) != ERR_OK) {
+                log_error("run %s: cannot stop it for a person (%s): %s; the lease will expire",
+                          run->id, run->gate, run->w->db.errmsg);
+                return;
+        }
+        if (!did[0])
+                log_warn("run %s: stopped for a person (%s), but the run or its bead had moved on",
+                         run->id, run->gate);
+        else
+                log_info("run %s (bead %s) waits for a person: decision %s (%s) after %d "
+                         "iterations: %s",
+                         run->id, run->bead, did, run->gate, run->iterations, run->gate_question);
+}
+
+/*
+ * The end of a run: a person's decision when a gate holds it (a refused reservation, or done
+ * work in a project that approves merges), else the merge of done work and the run's end.
+ */
+static void exec_conclude(struct exec_run *run, const char *reason, char *err, size_t errlen)
+{
+        bool done = strcmp(reason, "completed") == 0;
+
+        if (done && run->merge_gated && !run->merge_approved)
+                exec_gate_merge(run, err);
+        if (run->gate) {
+                exec_gate(run);
+                return;
+        }
+        if (done && run->merge && exec_merge(run, err, errlen) != ERR_OK) {
+                reason = "error";
+                done = false;
+        }
+        exec_finish(run, reason, err[0] ? err : NULL);
+        if (done &&
+            workspace_release(run->cfg->projects_dir, run->project, run->bead, err, errlen) != 0)
+                dblog_write(LOG_LEVEL_WARN, EXEC_WHERE(run), "run %s: worktree kept: %s", run->id,
+                            err);
+}
+
 /*
  * What people said to the loop since the last iteration (POST /conversations/{bead}/inject):
  * stored in the conversation and marked delivered by one statement, added to the history here.
@@ -1119,6 +1323,8 @@ static int exec_run(struct exec_run *run)
         run->model = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_MODEL));
         run->default_branch = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_DEFAULT_BRANCH));
         run->merge = strcmp(PQgetvalue(ctx, 0, CTX_GIT_STRATEGY), "direct") == 0;
+        run->merge_gated = strcmp(PQgetvalue(ctx, 0, CTX_MERGE_GATED), "t") == 0;
+        run->merge_approved = strcmp(PQgetvalue(ctx, 0, CTX_MERGE_APPROVED), "t") == 0;
         run->budget_chars =
                 (size_t)strtol(PQgetvalue(ctx, 0, CTX_CONTEXT_WINDOW), NULL, 10) * 4 * 8 / 10;
         if (workspace_prepare(run->cfg->projects_dir, run->project,
@@ -1154,7 +1360,10 @@ static int exec_run(struct exec_run *run)
                             "run %s: commands are not isolated (sandbox %s): rlimits, the "
                             "program allowlist and no_new_privs only",
                             run->id, sandbox_mode_name(exec_sandbox.mode));
-        exec_open_conversation(run, ctx);
+        if (run->merge_approved)
+                reason = exec_merge_approved(run, err, sizeof(err));
+        else
+                exec_open_conversation(run, ctx);
         PQclear(ctx);
         while (!reason && run->iterations < run->max_iterations) {
                 if (*worker_stop_flag()) {
@@ -1180,25 +1389,7 @@ static int exec_run(struct exec_run *run)
         }
         if (!reason)
                 snprintf(err, sizeof(err), "used all %d iterations", run->max_iterations);
-        if (reason && strcmp(reason, "completed") == 0 && run->merge) {
-                char why[700];
-
-                if (workspace_merge(run->cfg->projects_dir, run->project, run->default_branch,
-                                    run->bead, run->agent_name, run->tenv.author_email, why,
-                                    sizeof(why)) != ERR_OK) {
-                        reason = "error";
-                        snprintf(err, sizeof(err),
-                                 "the work is done on %.100s but merging it into %.100s failed: "
-                                 "%.600s",
-                                 run->ws.branch, run->default_branch, why);
-                }
-        }
-        exec_finish(run, reason ? reason : "max_iterations", err[0] ? err : NULL);
-        if (reason && strcmp(reason, "completed") == 0 &&
-            workspace_release(run->cfg->projects_dir, run->project, run->bead, err, sizeof(err)) !=
-                    0)
-                dblog_write(LOG_LEVEL_WARN, EXEC_WHERE(run), "run %s: worktree kept: %s", run->id,
-                            err);
+        exec_conclude(run, reason ? reason : "max_iterations", err, sizeof(err));
         return ERR_OK;
 }
 
@@ -1218,6 +1409,7 @@ static int executor_tick(struct worker *w)
                 cfg.llm_connect_s = config_long("LOOM_LLM_CONNECT_TIMEOUT_SECONDS", 10, 1, 300);
                 cfg.llm_retries = config_long("LOOM_LLM_RETRIES", 3, 0, 10);
                 cfg.command_timeout_s = config_long("LOOM_COMMAND_TIMEOUT_SECONDS", 300, 1, 3600);
+                cfg.budget_wait_s = config_long("LOOM_BUDGET_WAIT_SECONDS", 300, 1, 3600);
                 cfg.stream = config_long("LOOM_LLM_STREAM", 1, 0, 1) == 1;
                 cfg.projects_dir = config_str("LOOM_PROJECTS_DIR", NULL);
                 if (!cfg.projects_dir) {

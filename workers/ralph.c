@@ -4,6 +4,7 @@
  *
  * Each beat (ralph_tick):
  *   - re-queues runs whose lease expired (their executor died), blocking the bead after three;
+ *   - releases budget reservations no live run holds any more (sql/012_budgets.sql);
  *   - resets agents stuck "working" with no live run; blocks beads whose errors loop; gives
  *     beads blocked for a transient cause another chance after a cool-down;
  *   - registers the provider from LOOM_PROVIDER_URL / LOOM_PROVIDER_API_KEY /
@@ -244,6 +245,12 @@ static struct db_stmt ralph_expire_stmt = {
         .nparams = 1,
 };
 
+static struct db_stmt ralph_release_budget_stmt = {
+        .name = "ralph_release_budget",
+        .sql = "SELECT loom_budget_release_stale()",
+        .nparams = 0,
+};
+
 static struct db_stmt ralph_reset_agents_stmt = {
         .name = "ralph_reset_agents",
         .sql = "SELECT loom_agents_reset_stuck($1::int)",
@@ -304,7 +311,8 @@ static void ralph_settings_load(struct ralph_settings *cfg)
 
 /*
  * One beat, Loom's phases in order: runs whose executor vanished go back to the queue (or
- * their bead is blocked after LOOM_MAX_ATTEMPTS); agents "working" with no live run for 5 min
+ * their bead is blocked after LOOM_MAX_ATTEMPTS), and what they had reserved of a budget is
+ * released; agents "working" with no live run for 5 min
  * go idle; beads whose error history shows a loop are blocked; every 100 s, beads blocked for
  * a transient cause get another chance (30 min; auth errors 2 h; budget blocks never).  Then
  * providers: the bootstrap one, health probes; then motivations; then pruning.
@@ -322,6 +330,9 @@ static int ralph_tick(struct worker *w)
         params[0] = cfg.attempts;
         rc = ralph_phase(w, &ralph_expire_stmt, params, LOG_LEVEL_WARN,
                          "runs had expired leases (re-queued, or their beads blocked)");
+        if (!rc)
+                rc = ralph_phase(w, &ralph_release_budget_stmt, NULL, LOG_LEVEL_INFO,
+                                 "stale budget reservations released");
         params[0] = cfg.stuck_s;
         if (!rc)
                 rc = ralph_phase(w, &ralph_reset_agents_stmt, params, LOG_LEVEL_WARN,
