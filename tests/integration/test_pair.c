@@ -7,37 +7,14 @@
 #include "db.h"
 #include "err.h"
 #include "testlib.h"
+#include "testdb.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static struct db db;
 static int project_n;
-
-/* Runs SQL built from f; the first value of the first row ("" for none, "ERROR" on error,
- * with the message in db.errmsg). */
-static const char *q(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static const char *q(const char *f, ...)
-{
-        static char out[8][1024];
-        static int i;
-        char sql[4096];
-        va_list ap;
-        PGresult *res;
-
-        i = (i + 1) % 8;
-        va_start(ap, f);
-        vsnprintf(sql, sizeof(sql), f, ap);
-        va_end(ap);
-        if (db_exec_sql(&db, sql, &res) != ERR_OK)
-                return "ERROR";
-        snprintf(out[i], sizeof(out[i]), "%s",
-                 PQntuples(res) && PQnfields(res) ? PQgetvalue(res, 0, 0) : "");
-        PQclear(res);
-        return out[i];
-}
 
 static const char *new_project(void)
 {

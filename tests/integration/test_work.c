@@ -7,37 +7,13 @@
 #include "db.h"
 #include "err.h"
 #include "testlib.h"
+#include "testdb.h"
 #include "xalloc.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 
-static struct db db;
 static int project_n;
-
-/* Runs SQL built from f; the first value of the first row ("" for none, "ERROR" on error). */
-static const char *q(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static const char *q(const char *f, ...)
-{
-        static char out[8][1024];
-        static int i;
-        char sql[4096];
-        va_list ap;
-        PGresult *res;
-
-        i = (i + 1) % 8;
-        va_start(ap, f);
-        vsnprintf(sql, sizeof(sql), f, ap);
-        va_end(ap);
-        if (db_exec_sql(&db, sql, &res) != ERR_OK) {
-                printf("#   SQL failed: %s\n#   %s\n", sql, db.errmsg);
-                return "ERROR";
-        }
-        snprintf(out[i], sizeof(out[i]), "%s",
-                 PQntuples(res) && PQnfields(res) ? PQgetvalue(res, 0, 0) : "");
-        PQclear(res);
-        return out[i];
-}
 
 /* A project (prefix w<N>) whose agents are idle on the healthy provider "wp". */
 static const char *new_project(void)
