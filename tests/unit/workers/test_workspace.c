@@ -178,6 +178,7 @@ TEST(invalid_ids_refused)
 {
         static const char *const bad[] = {"",     "../x",   "a/b", ".hidden", "x y",
                                           "a..b", "x.lock", "..",  "é"};
+        char path[PATH_MAX + 64];
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 CHECK_INT(prepare(bad[i], "", "b1"), ERR_INVALID);
@@ -189,7 +190,11 @@ TEST(invalid_ids_refused)
         CHECK_INT(workspace_prepare(projects, "p9", "--upload-pack=touch", "main", "b1", &ws, err,
                                     sizeof(err)),
                   ERR_INVALID);
-        CHECK(access("../x", F_OK) != 0);
+        /* nothing was made beside the projects directory (the escape "../x" would land there) */
+        snprintf(path, sizeof(path), "%s/x", tmp);
+        CHECK(access(path, F_OK) != 0);
+        snprintf(path, sizeof(path), "%s/p1/x", projects);
+        CHECK(access(path, F_OK) != 0);
 }
 
 TEST(clone_failure_is_an_error)
