@@ -13,6 +13,11 @@ static void input_put(void *obj)
         json_object_put(obj);
 }
 
+static bool is_json_space(char c)
+{
+        return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 int input_parse(struct request *req, const char *body, size_t len, bool allow_empty,
                 json_object **out)
 {
@@ -22,7 +27,7 @@ int input_parse(struct request *req, const char *body, size_t len, bool allow_em
         size_t end;
 
         *out = NULL;
-        while (len && (body[0] == ' ' || body[0] == '\n' || body[0] == '\r' || body[0] == '\t')) {
+        while (len && is_json_space(body[0])) {
                 body++;
                 len--;
         }
@@ -49,7 +54,8 @@ int input_parse(struct request *req, const char *body, size_t len, bool allow_em
         }
         arena_defer(req->arena, input_put, obj);
         for (; end < len; end++) {
-                if (!strchr(" \t\r\n", body[end]))
+                /* not strchr(" \t\r\n", c): it finds the terminator too, so NULs would pass */
+                if (!is_json_space(body[end]))
                         return http_fail(req, ERR_INVALID,
                                          "malformed JSON: unexpected data after the value at "
                                          "byte %zu",

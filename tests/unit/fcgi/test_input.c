@@ -62,6 +62,24 @@ TEST(malformed_json)
         arena_release(&arena);
 }
 
+/* JSON text holds no raw NUL anywhere: not inside, not after the value (found by fuzz_body). */
+TEST(nul_bytes_refused)
+{
+        static const char *const bodies[] = {"{}\0", "{}\n\0\0", "{\0}", "\0{}"};
+        static const size_t lens[] = {3, 5, 3, 3};
+        json_object *obj;
+
+        arena_init(&arena, 0);
+        for (size_t i = 0; i < 4; i++) {
+                memset(&req, 0, sizeof(req));
+                req.arena = &arena;
+                CHECK_INT(input_parse(&req, bodies[i], lens[i], true, &obj), ERR_INVALID);
+                CHECK_HAS(req.error, "malformed JSON");
+                arena_reset(&arena);
+        }
+        arena_release(&arena);
+}
+
 TEST(deep_nesting_refused)
 {
         char deep[400];
@@ -152,7 +170,7 @@ TEST(id_syntax)
         CHECK(!input_is_name(""));
 }
 
-TESTS(TESTLIB_CASE(good_body_passes), TESTLIB_CASE(malformed_json),
+TESTS(TESTLIB_CASE(good_body_passes), TESTLIB_CASE(malformed_json), TESTLIB_CASE(nul_bytes_refused),
       TESTLIB_CASE(deep_nesting_refused), TESTLIB_CASE(wrong_types),
       TESTLIB_CASE(ranges_enums_and_limits), TESTLIB_CASE(required_unknown_readonly),
       TESTLIB_CASE(id_syntax))
