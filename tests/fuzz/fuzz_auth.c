@@ -24,7 +24,8 @@ static void check_credential(const char *authz, const char *cookie)
         if (t) {
                 FUZZ_ASSERT(t >= authz + 7 && t <= authz + strlen(authz));
                 if (auth_token_shaped(t))
-                        FUZZ_ASSERT(strlen(t) == 36 && (!strncmp(t, "lms_", 4) || !strncmp(t, "lmk_", 4)));
+                        FUZZ_ASSERT(strlen(t) == 36 &&
+                                    (!strncmp(t, "lms_", 4) || !strncmp(t, "lmk_", 4)));
         }
         for (int i = 0; i < 2; i++) {
                 const char *name = i ? AUTH_COOKIE_TLS : AUTH_COOKIE;

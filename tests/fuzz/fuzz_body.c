@@ -13,9 +13,9 @@
  * The request goes the way loom-api sends it (route_find, query_parse, the route's handler,
  * http_finish) as a signed-in admin, on a FastCGI request whose input stream is the body.
  * The database is unreachable by construction, so a body that passes validation ends in 503;
- * everything else must be a 4xx.  Checked: a body that gets through holds no NUL byte; never a 500 (a bug, or an error path that names no
- * problem), the response is complete and its body is strict JSON in valid UTF-8 with an
- * "error" string (the one exception: /health's 503 report).
+ * everything else must be a 4xx.  Checked: a body that gets through holds no NUL byte; never a 500
+ * (a bug, or an error path that names no problem), the response is complete and its body is strict
+ * JSON in valid UTF-8 with an "error" string (the one exception: /health's 503 report).
  */
 #include "fuzz.h"
 #include "api.h"

@@ -27,7 +27,8 @@ static void check_pairs(const uint8_t *buf, size_t len)
         while ((rc = sse_fcgi_nv_next(buf, len, &pos, &nv)) == 1) {
                 FUZZ_ASSERT(pos > last && pos <= len);
                 FUZZ_ASSERT(nv.name >= buf && nv.name + nv.name_len <= buf + len);
-                FUZZ_ASSERT(nv.value >= nv.name + nv.name_len && nv.value + nv.value_len <= buf + len);
+                FUZZ_ASSERT(nv.value >= nv.name + nv.name_len &&
+                            nv.value + nv.value_len <= buf + len);
                 FUZZ_ASSERT(nv.name_len <= SSE_FCGI_MAX_NAME);
                 last = pos;
         }
@@ -94,7 +95,8 @@ static void run(const uint8_t *buf, size_t len, uint8_t seed, struct story *s)
                                 FUZZ_ASSERT(p.error && d.state == SSE_FCGI_BROKEN);
                                 FUZZ_ASSERT(sse_fcgi_decode(&d, buf, len, &p) == 0 &&
                                             p.kind == SSE_FCGI_ERROR);
-                                strbuf_addf(&s->log, "\nerror %s at %zu\n", p.error, off + used + n);
+                                strbuf_addf(&s->log, "\nerror %s at %zu\n", p.error,
+                                            off + used + n);
                                 return;
                         }
                         FUZZ_ASSERT(n > 0);
@@ -132,7 +134,8 @@ static void check_roundtrip(const uint8_t *buf, size_t len)
                     (half <= SSE_FCGI_MAX_NAME ? 1 : -1));
         if (half <= SSE_FCGI_MAX_NAME) {
                 FUZZ_ASSERT(nv.name_len == half && memcmp(nv.name, buf, half) == 0);
-                FUZZ_ASSERT(nv.value_len == len - half && memcmp(nv.value, buf + half, len - half) == 0);
+                FUZZ_ASSERT(nv.value_len == len - half &&
+                            memcmp(nv.value, buf + half, len - half) == 0);
                 FUZZ_ASSERT(pos == sb.len);
         }
         strbuf_release(&sb);
