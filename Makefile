@@ -43,8 +43,10 @@ CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=
 LDFLAGS += -fsanitize=$(SANITIZE)
 OPT     := -O1 -g
 export LOOM_BIN_DIR := $(abspath $(B)/bin)
+# detect_leaks=0: the daemons exit with their threads still running; leaks are valgrind's job
 export ASAN_OPTIONS := detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS := halt_on_error=0 second_deadlock_stack=1 history_size=4
 endif
 # FUZZ=1 (set by `make fuzz`): clang, libFuzzer's coverage hooks, ASan and UBSan, in build-fuzz/.
 ifeq ($(FUZZ),1)
@@ -168,6 +170,22 @@ fuzz: test-deps
 
 check-asan:
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined check
+
+# The e2e files that load loom-api from many clients at once, with the workers at work beside
+# it (runs.test); work.test's 500-bead throughput test is too slow under TSan (~10x) to pass.
+TSAN_E2E ?= tests/e2e/resilience.test.mjs tests/e2e/badinput_scale.test.mjs tests/e2e/api.test.mjs \
+            tests/e2e/sse.test.mjs tests/e2e/runs.test.mjs
+check-tsan: test-deps
+	@$(MAKE) --no-print-directory SANITIZE=thread all
+	@log=$$(mktemp "$${TMPDIR:-/tmp}/loom-tsan.XXXXXX"); \
+	LOOM_BIN_DIR=$(abspath build-thread/bin) \
+		TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 history_size=4" \
+		tests/lib/run-e2e.sh $(TSAN_E2E) >$$log 2>&1; rc=$$?; \
+	grep -E '^(not ok|# (pass|fail) |sanitizer reports|--- loom|WARNING: ThreadSanitizer|SUMMARY)' $$log; \
+	echo "check-tsan: log in $$log"; exit $$rc
+
+valgrind: test-deps all
+	@tests/lib/valgrind.sh
 
 # ---- running it ----------------------------------------------------------------------------
 .PHONY: up down status deps
