@@ -12,7 +12,8 @@
 #
 # Passes when the three beads were closed, every worker exited with a report, and each report
 # says "definitely lost: 0" and no memory errors.  Prints one line per process; the full logs
-# are kept in build/valgrind/ (VALGRIND_OUT).  VALGRIND_TIMEOUT (300 s) bounds the workload.
+# are kept in build/valgrind/ (VALGRIND_OUT).  VALGRIND_TIMEOUT (300 s) bounds the workload;
+# the workers then idle VALGRIND_LINGER (10) seconds more before they are stopped.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root" || exit 1
@@ -67,9 +68,14 @@ done
 echo "valgrind.sh: demo beads closed: ${closed:-0} of 3 (after ${i} s)"
 [ "${closed:-0}" -ge 3 ] || failed=1
 
-# SIGTERM to the programs (valgrind runs them in its own process: the pid is the program's)
-for p in $(pgrep -P "$(printf '%s,' "${pids[@]}" | sed 's/,$//')" 2>/dev/null) "${pids[@]}"; do
-	kill -TERM "$p" 2>/dev/null
+# a few more idle ticks: Ralph's probes and maintenance, the dispatcher's wake-ups
+sleep "${VALGRIND_LINGER:-10}"
+
+# SIGTERM to the programs: valgrind runs each in its own process, which is ours or, as root,
+# runuser's child (runuser itself would answer a TERM by killing it after 2 s)
+for p in "${pids[@]}"; do
+	kids=$(pgrep -P "$p" 2>/dev/null)
+	kill -TERM ${kids:-$p} 2>/dev/null
 done
 for p in "${pids[@]}"; do
 	wait "$p" 2>/dev/null
