@@ -10,22 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/*
- * Under AddressSanitizer every allocation gets a block of its own, exactly its size, and a reset
- * frees them all: a read or write past what was asked for then lands in ASan's redzone instead
- * of in a neighbour's bytes, so the sanitizer and fuzzing builds see arena overflows too.
- */
-#if defined(__SANITIZE_ADDRESS__)
-#define ARENA_EXACT 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ARENA_EXACT 1
-#endif
-#endif
-#ifndef ARENA_EXACT
-#define ARENA_EXACT 0
-#endif
-
 struct arena_block {
         struct arena_block *next;
         size_t size; /* usable bytes in data */
