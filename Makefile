@@ -2,6 +2,7 @@
 #
 #   make            build every program into build/bin
 #   make up         install packages, build, start the whole stack under var/ (deploy/up.sh)
+#   make install    loomctl into $(PREFIX)/bin (PREFIX=/usr/local)
 #   make down       stop it;  make status  show its processes
 #   make check      install test packages, run unit, integration and e2e tests
 #   make lint       format check, banned functions, every header compiles alone
@@ -13,6 +14,8 @@
 #   make bench-api  wrk through nginx: API routes against a static file
 #   make bench-dispatch  bead → claimed run latency, claim+finish throughput, against
 #                   graphile-worker and pg-boss on the same durable PostgreSQL
+#   make bench-sse  1k, 5k and 10k event streams through nginx: NOTIFY → client latency,
+#                   memory per stream (loom-sse + nginx), /health latency meanwhile
 #
 # SANITIZE=address,undefined (or thread) builds everything with those sanitizers.
 
@@ -60,9 +63,14 @@ BIN := $(B)/bin
 
 SHARED_SRC := $(sort $(wildcard shared/*.c))
 FCGI_COMMON_SRC := fcgi/http.c fcgi/router.c fcgi/query.c fcgi/input.c fcgi/server.c
-API_SRC    := fcgi/loom_api.c fcgi/routes.c fcgi/auth.c $(sort $(wildcard fcgi/api_*.c))
+API_MODULES := fcgi/routes.c fcgi/auth.c fcgi/metrics.c fcgi/prom.c fcgi/export.c
+API_SRC    := fcgi/loom_api.c $(API_MODULES) $(sort $(wildcard fcgi/api_*.c))
 SSE_SRC    := fcgi/loom_sse.c $(sort $(wildcard fcgi/sse_*.c))
 WORKER_COMMON_SRC := workers/worker.c
+# The action router's modules: the executor's, and loom-api's for pair programming (POST
+# /api/v1/pair carries out the actions a model proposes in the bead's worktree, sandboxed).
+EXECUTOR_SRC := workers/actions.c workers/budget.c workers/guard.c workers/history.c workers/proc.c \
+                workers/sandbox.c workers/workspace.c workers/tools.c
 DAEMONS    := loom-dispatcher loom-executor loom-ralph
 
 obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
@@ -70,7 +78,8 @@ SHARED_OBJ := $(call obj,$(SHARED_SRC))
 FCGI_COMMON_OBJ := $(call obj,$(FCGI_COMMON_SRC))
 WORKER_COMMON_OBJ := $(call obj,$(WORKER_COMMON_SRC))
 
-PROGRAMS := $(BIN)/loom-api $(BIN)/loom-sse $(BIN)/loom-migrate $(addprefix $(BIN)/,$(DAEMONS))
+PROGRAMS := $(BIN)/loom-api $(BIN)/loom-sse $(BIN)/loom-migrate $(addprefix $(BIN)/,$(DAEMONS)) \
+            $(BIN)/loomctl
 
 .PHONY: all
 all: $(PROGRAMS)
@@ -80,7 +89,7 @@ $(B)/obj/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BIN)/loom-api: $(call obj,$(API_SRC)) $(FCGI_COMMON_OBJ) $(SHARED_OBJ)
+$(BIN)/loom-api: $(call obj,$(API_SRC) $(EXECUTOR_SRC)) $(FCGI_COMMON_OBJ) $(SHARED_OBJ)
 	@mkdir -p $(BIN)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(FCGI_LIBS) $(LDLIBS)
@@ -95,12 +104,25 @@ $(BIN)/loom-migrate: $(call obj,workers/migrate.c workers/skill.c) $(SHARED_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-EXECUTOR_SRC := workers/actions.c workers/guard.c workers/history.c workers/proc.c \
-                workers/sandbox.c workers/workspace.c workers/tools.c
 $(BIN)/loom-executor: $(call obj,workers/executor.c $(EXECUTOR_SRC)) $(WORKER_COMMON_OBJ) $(SHARED_OBJ)
 	@mkdir -p $(BIN)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BIN)/loom-ralph: $(call obj,workers/ralph.c workers/motivation.c) $(WORKER_COMMON_OBJ) $(SHARED_OBJ)
+	@mkdir -p $(BIN)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+# loomctl, the command-line client (cli/): libcurl and json-c only, a few shared/ modules.
+CLI_SRC    := $(sort $(wildcard cli/*.c))
+CLI_SHARED := shared/strbuf.c shared/xalloc.c shared/httpc.c shared/err.c shared/config.c \
+              shared/log.c
+CLI_LIBS   := $(shell pkg-config --libs libcurl json-c 2>/dev/null)
+$(BIN)/loomctl: $(call obj,$(CLI_SRC) $(CLI_SHARED))
+	@mkdir -p $(BIN)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(CLI_LIBS)
 
 $(BIN)/loom-%: $(B)/obj/workers/%.o $(WORKER_COMMON_OBJ) $(SHARED_OBJ)
 	@mkdir -p $(BIN)
@@ -113,8 +135,8 @@ $(BIN)/loom-%: $(B)/obj/workers/%.o $(WORKER_COMMON_OBJ) $(SHARED_OBJ)
 UNIT_SRC := $(sort $(wildcard tests/unit/*/test_*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRC))
 UNIT_LIB_OBJ := $(SHARED_OBJ) $(FCGI_COMMON_OBJ) \
-                $(call obj,fcgi/routes.c fcgi/auth.c $(sort $(wildcard fcgi/api_*.c)) workers/skill.c) \
-                $(call obj,$(EXECUTOR_SRC)) \
+                $(call obj,$(API_MODULES) $(sort $(wildcard fcgi/api_*.c)) workers/skill.c) \
+                $(call obj,$(EXECUTOR_SRC) workers/motivation.c) \
                 $(call obj,$(filter-out fcgi/loom_sse.c,$(SSE_SRC)))
 INTEG_SRC := $(sort $(wildcard tests/integration/test_*.c))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(B)/tests/integration/%,$(INTEG_SRC))
@@ -187,6 +209,13 @@ check-tsan: test-deps
 valgrind: test-deps all
 	@tests/lib/valgrind.sh
 
+# ---- installing loomctl -------------------------------------------------------------------
+PREFIX ?= /usr/local
+.PHONY: install
+install: $(BIN)/loomctl
+	install -D -m 0755 $(BIN)/loomctl $(DESTDIR)$(PREFIX)/bin/loomctl
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/loomctl"
+
 # ---- running it ----------------------------------------------------------------------------
 .PHONY: up down status deps
 deps:
@@ -203,7 +232,7 @@ status:
 	@deploy/status.sh
 
 # ---- benchmarks ----------------------------------------------------------------------------
-.PHONY: bench-api bench-dispatch
+.PHONY: bench-api bench-dispatch bench-sse
 bench-api: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/bench-api.sh
@@ -219,6 +248,17 @@ bench-dispatch: deps
 	@$(MAKE) --no-print-directory all $(BENCH_DISPATCH)
 	@LOOM_BIN_DIR=$(abspath $(BIN)) BENCH_DISPATCH=$(abspath $(BENCH_DISPATCH)) \
 		tests/bench/bench-dispatch.sh
+
+# The stream client of bench-sse: epoll and plain sockets, libpq for the events it fires.
+SSE_CLIENT := $(B)/tests/bench/sse_client
+$(SSE_CLIENT): tests/bench/sse_client.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -MF $@.d $(LDFLAGS) $< -o $@ $(LDLIBS)
+
+bench-sse: deps
+	@$(MAKE) --no-print-directory all $(SSE_CLIENT)
+	@LOOM_BIN_DIR=$(abspath $(BIN)) SSE_CLIENT=$(abspath $(SSE_CLIENT)) tests/bench/bench-sse.sh
 
 # ---- lint ----------------------------------------------------------------------------------
 C_FILES := $(shell git ls-files '*.c' '*.h' 2>/dev/null) $(wildcard fcgi/*.[ch] shared/*.[ch] workers/*.[ch])

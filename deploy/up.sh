@@ -44,9 +44,14 @@ EOM
 else
 	echo "  login:      admin, password in $var/admin-password (unless changed since)"
 fi
+# loomctl, the command-line client, next to the stack it talks to.
+bin=${LOOM_BIN_DIR:-$repo/build/bin}
+mkdir -p "$var/bin"
+install -m 0755 "$bin/loomctl" "$var/bin/loomctl"
 envhint=
 [ -z "${LOOM_VAR:-}" ] || envhint="LOOM_VAR=$var "
 cat <<EOM
+  cli:        $var/bin/loomctl  (LOOM_SERVER=$url; export LOOM_TOKEN=\$($var/bin/loomctl login -u admin))
   processes:  ${envhint}make status
   stop:       ${envhint}make down        (data stays in $var)
   logs:       $var/log/

@@ -9,8 +9,10 @@
 #include "http.h"
 #include "input.h"
 
-#define API_VERSION  "0.1.0"
-#define API_MAX_PAGE 1000
+#define API_VERSION    "0.1.0"
+#define API_MAX_PAGE   1000
+#define API_MAX_EXPORT 100000             /* rows in one export */
+#define API_EXPORT_MAX ((size_t)64 << 20) /* bytes of one export */
 
 /* Process start (monotonic seconds), for uptime. Set by main. */
 extern double api_started_at;
@@ -62,6 +64,19 @@ int api_send_list(struct request *req, struct db_stmt *st, const char *const *pa
                   const char *limit, const char *offset) __attribute__((warn_unused_result));
 /* A compact JSON text of obj, owned by obj. */
 const char *api_json_text(json_object *obj);
+/*
+ * Runs an export statement (flat rows; column names are the CSV header and the JSON keys) and
+ * sends at most max_rows of them as a download: format "csv" (text/csv) or "json", with
+ * Content-Disposition naming <name>.<format>, and X-Truncated: true when the statement returned
+ * more than max_rows (it should ask for max_rows + 1), plus X-Next-Offset (offset + max_rows)
+ * when offset >= 0.  ERR_TOO_LARGE past the buffer cap.
+ */
+int api_send_export(struct request *req, struct db_stmt *st, const char *const *params,
+                    const char *format, const char *name, int max_rows, long offset)
+        __attribute__((warn_unused_result));
+/* project_id (checked) and period (1h, 24h, 7d, 30d; default 24h) of a read model. */
+int api_period_params(struct request *req, const char **project_id, const char **period)
+        __attribute__((warn_unused_result));
 
 int api_health(struct request *req);
 int api_health_live(struct request *req);
@@ -76,6 +91,17 @@ int api_projects_delete(struct request *req);
 int api_projects_close(struct request *req);
 int api_projects_reopen(struct request *req);
 int api_projects_state(struct request *req);
+int api_projects_budget_get(struct request *req);
+int api_projects_budget_put(struct request *req);
+int api_beads_budget_get(struct request *req);
+int api_beads_budget_put(struct request *req);
+/*
+ * The budget keys of a body's "context" (a project's budget_usd, budget_monthly_usd,
+ * approval_cost_usd, require_approval_merge; a bead's budget_usd, spend_allowance_usd), if
+ * any: amounts in USD and flags, or null.  0, or ERR_INVALID naming the key.
+ */
+int api_budget_check_context(struct request *req, json_object *body, bool bead)
+        __attribute__((warn_unused_result));
 
 int api_beads_list(struct request *req);
 int api_beads_ready(struct request *req);
@@ -96,9 +122,16 @@ int api_beads_escalate(struct request *req);
 int api_decisions_list(struct request *req);
 int api_decisions_get(struct request *req);
 int api_decisions_decide(struct request *req);
-int api_analytics_stats(struct request *req);
 int api_events_stats(struct request *req);
+
+int api_analytics_stats(struct request *req);
+int api_analytics_costs(struct request *req);
+int api_analytics_logs(struct request *req);
+int api_analytics_export(struct request *req);
+int api_analytics_velocity(struct request *req);
 int api_logs_recent(struct request *req);
+int api_logs_export(struct request *req);
+int api_metrics(struct request *req);
 
 int api_runs_list(struct request *req);
 int api_runs_get(struct request *req);
@@ -128,6 +161,17 @@ int api_providers_update(struct request *req);
 int api_providers_delete(struct request *req);
 int api_providers_models(struct request *req);
 
+int api_motivations_list(struct request *req);
+int api_motivations_create(struct request *req);
+int api_motivations_get(struct request *req);
+int api_motivations_update(struct request *req);
+int api_motivations_delete(struct request *req);
+int api_motivations_enable(struct request *req);
+int api_motivations_disable(struct request *req);
+int api_motivations_trigger(struct request *req);
+int api_motivations_history(struct request *req);
+int api_motivations_history_all(struct request *req);
+
 int api_work_graph(struct request *req);
 int api_events_list(struct request *req);
 
@@ -147,5 +191,45 @@ int api_audit_list(struct request *req);
 int api_members_list(struct request *req);
 int api_members_add(struct request *req);
 int api_members_remove(struct request *req);
+
+int api_activity_feed(struct request *req);
+int api_notifications_list(struct request *req);
+int api_notifications_read(struct request *req);
+int api_notifications_read_all(struct request *req);
+int api_notifications_prefs_get(struct request *req);
+int api_notifications_prefs_set(struct request *req);
+
+/* Project export / import (api_export.c) and the import document's own checks (api_import.c). */
+#define IMPORT_MAX_BODY         ((size_t)16 << 20) /* nginx lets this much through for import */
+#define IMPORT_MAX_BEADS        5000
+#define IMPORT_MAX_DEPENDENCIES 20000
+#define IMPORT_MAX_COMMENTS     20000
+
+struct import_counts {
+        size_t beads, dependencies, comments, decisions;
+};
+
+/*
+ * Checks an import document without the database: header (format "loom-export", version 1),
+ * project and rename fields, every bead, dependency, comment and decision, the caps, duplicate
+ * ids, dangling references, two parents, dependency cycles and comment threads.  0 with
+ * *counts filled, or ERR_INVALID with a message that names the place.  Allocates in req->arena.
+ */
+int api_import_check(struct request *req, json_object *doc, struct import_counts *counts)
+        __attribute__((warn_unused_result));
+int api_projects_export(struct request *req);
+int api_projects_import(struct request *req);
+
+int api_pair(struct request *req);
+int api_chat_completions(struct request *req);
+int api_chat_completions_stream(struct request *req);
+int api_conversations_list(struct request *req);
+int api_conversations_get(struct request *req);
+int api_conversations_reset(struct request *req);
+int api_conversations_delete(struct request *req);
+int api_conversations_inject(struct request *req);
+int api_memory_list(struct request *req);
+int api_memory_put(struct request *req);
+int api_memory_delete(struct request *req);
 
 #endif

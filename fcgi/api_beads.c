@@ -175,7 +175,7 @@ static int bead_check_values(struct request *req, json_object *body)
         v = input_string(body, "agent_id");
         if (v && !input_is_name(v))
                 return http_fail(req, ERR_INVALID, "agent_id: must not contain control characters");
-        return ERR_OK;
+        return api_budget_check_context(req, body, true);
 }
 
 /* Reads the filter parameters shared by list: project_id, status, type, assigned_to, ... */

@@ -4,6 +4,7 @@
 #include "api.h"
 #include "err.h"
 #include "config.h"
+#include "export.h"
 #include "query.h"
 
 #include <stdio.h>
@@ -133,4 +134,57 @@ const char *api_json_text(json_object *obj)
 {
         return json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
                                                            JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+int api_send_export(struct request *req, struct db_stmt *st, const char *const *params,
+                    const char *format, const char *name, int max_rows, long offset)
+{
+        bool csv = strcmp(format, "csv") == 0;
+        struct strbuf sb;
+        PGresult *res;
+        int rc = db_exec(req->db, st, params, &res), rows;
+
+        if (rc)
+                return http_fail_db(req);
+        arena_defer(req->arena, api_clear, res);
+        rows = PQntuples(res) > max_rows ? max_rows : PQntuples(res);
+        strbuf_init(&sb, API_EXPORT_MAX);
+        if (csv)
+                export_csv(&sb, res, rows);
+        else
+                export_json(&sb, res, rows);
+        if (sb.failed) {
+                strbuf_release(&sb);
+                return http_fail(req, ERR_TOO_LARGE,
+                                 "the export is over %zu MiB: ask for fewer rows (limit, period)",
+                                 API_EXPORT_MAX >> 20);
+        }
+        if (PQntuples(res) > max_rows) {
+                http_add_header(req, "X-Truncated", "true");
+                if (offset >= 0)
+                        http_add_header(req, "X-Next-Offset",
+                                        arena_printf(req->arena, "%ld", offset + max_rows));
+        }
+        http_add_header(req, "Content-Disposition",
+                        arena_printf(req->arena, "attachment; filename=\"%s.%s\"", name,
+                                     csv ? "csv" : "json"));
+        http_send_body(req, 200, csv ? "text/csv; charset=utf-8" : "application/json", sb.buf,
+                       sb.len);
+        strbuf_release(&sb);
+        return ERR_OK;
+}
+
+static const char *const api_periods[] = {"1h", "24h", "7d", "30d", NULL};
+
+int api_period_params(struct request *req, const char **project_id, const char **period)
+{
+        int rc;
+
+        *project_id = query_get(req, "project_id");
+        if (input_bad_project_id(req, "project_id", *project_id))
+                return ERR_INVALID;
+        rc = query_enum(req, "period", api_periods, period);
+        if (!rc && !*period)
+                *period = "24h";
+        return rc;
 }

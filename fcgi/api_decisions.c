@@ -4,11 +4,10 @@
  *   POST /api/v1/beads/{id}/escalate      a decision bead that blocks the bead
  *   GET  /api/v1/decisions[/{id}]         decision beads (open by default)
  *   POST /api/v1/decisions/{id}/decide    approve / deny / needs_more_info, with a rationale
- *   GET  /api/v1/analytics/stats          LLM calls: totals, by project, agent, model, hour
- *   GET  /api/v1/events/stats             events by type and hour
- *   GET  /api/v1/logs/recent              the events as log lines, with levels
+ *   GET  /api/v1/events/stats             events by type and hour, of a period (1h, 24h, 7d,
+ *                                         30d; default 24h)
  *
- * The read models take a period (1h, 24h, 7d, 30d; default 24h).
+ * Analytics are in api_analytics.c, logs in api_logs.c.
  */
 #include "api.h"
 #include "err.h"
@@ -18,8 +17,6 @@
 
 static const char *const verdicts[] = {"approve", "deny", "needs_more_info", NULL};
 static const char *const decision_states[] = {"open", "closed", "all", NULL};
-static const char *const periods[] = {"1h", "24h", "7d", "30d", NULL};
-static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 
 static const struct field_spec escalate_fields[] = {
         {"reason", FIELD_STRING, FIELD_REQUIRED, 1, 4000, NULL},
@@ -64,32 +61,10 @@ static struct db_stmt decide_stmt = {
         .nparams = 5,
 };
 
-static struct db_stmt analytics_stats_stmt = {
-        .name = "analytics_stats",
-        .sql = "SELECT loom_analytics_stats($1, $2)",
-        .nparams = 2,
-        .readonly = true,
-};
-
 static struct db_stmt events_stats_stmt = {
         .name = "events_stats",
         .sql = "SELECT loom_events_stats($1, $2)",
         .nparams = 2,
-        .readonly = true,
-};
-
-static struct db_stmt logs_recent_stmt = {
-        .name = "logs_recent",
-        .sql = "SELECT coalesce(json_agg(loom_log_json(e) ORDER BY e.id DESC), '[]') FROM ("
-               " SELECT * FROM events e WHERE e.id > $1::bigint"
-               "  AND ($2::text IS NULL OR e.project_id = $2)"
-               "  AND ($3::text IS NULL OR e.bead_id = $3)"
-               "  AND ($4::text IS NULL OR e.payload ->> 'agent_id' = $4"
-               "       OR e.payload #>> '{run,agent_id}' = $4)"
-               "  AND ($5::text IS NULL OR e.actor = $5)"
-               "  AND loom_level_rank(loom_event_level(e)) >= loom_level_rank($6)"
-               " ORDER BY e.id DESC LIMIT $7::int) e",
-        .nparams = 7,
         .readonly = true,
 };
 
@@ -168,73 +143,14 @@ int api_decisions_decide(struct request *req)
         return api_send_row(req, &decide_stmt, params, 200, NULL);
 }
 
-/* project_id and period, shared by the two stats routes. */
-static int stats_params(struct request *req, const char **params)
-{
-        int rc;
-
-        params[0] = query_get(req, "project_id");
-        if (input_bad_project_id(req, "project_id", params[0]))
-                return ERR_INVALID;
-        rc = query_enum(req, "period", periods, &params[1]);
-        if (!rc)
-                rc = query_done(req);
-        if (!rc && !params[1])
-                params[1] = "24h";
-        return rc;
-}
-
-int api_analytics_stats(struct request *req)
-{
-        const char *params[2];
-        int rc = stats_params(req, params);
-
-        if (rc)
-                return rc;
-        return api_send_row(req, &analytics_stats_stmt, params, 200, NULL);
-}
-
 int api_events_stats(struct request *req)
 {
         const char *params[2];
-        int rc = stats_params(req, params);
+        int rc = api_period_params(req, &params[0], &params[1]);
 
-        if (rc)
-                return rc;
-        return api_send_row(req, &events_stats_stmt, params, 200, NULL);
-}
-
-int api_logs_recent(struct request *req)
-{
-        const char *params[7];
-        long since, limit;
-        int rc;
-
-        params[1] = query_get(req, "project_id");
-        params[2] = query_get(req, "bead_id");
-        params[3] = query_get(req, "agent_id");
-        params[4] = query_get(req, "source");
-        rc = query_enum(req, "level", levels, &params[5]);
-        if (!rc)
-                rc = query_long(req, "since_id", 0, 0, INT64_MAX, &since);
-        if (!rc)
-                rc = query_long(req, "limit", 200, 1, 1000, &limit);
         if (!rc)
                 rc = query_done(req);
         if (rc)
                 return rc;
-        if (input_bad_project_id(req, "project_id", params[1]))
-                return ERR_INVALID;
-        if (params[2] && !input_is_bead_id(params[2]))
-                return http_fail(req, ERR_INVALID, "bead_id: '%.64s' is not a bead id", params[2]);
-        if (params[3] && (!input_is_name(params[3]) || strlen(params[3]) > 100))
-                return http_fail(req, ERR_INVALID, "agent_id: '%.64s' is not an agent id",
-                                 params[3]);
-        if (params[4] && (!input_is_name(params[4]) || strlen(params[4]) > 100))
-                return http_fail(req, ERR_INVALID, "source: '%.64s' is not a source name",
-                                 params[4]);
-        params[0] = arena_printf(req->arena, "%ld", since);
-        params[5] = params[5] ? params[5] : "info";
-        params[6] = arena_printf(req->arena, "%ld", limit);
-        return api_send_row(req, &logs_recent_stmt, params, 200, NULL);
+        return api_send_row(req, &events_stats_stmt, params, 200, NULL);
 }

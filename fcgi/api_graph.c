@@ -39,6 +39,7 @@ static struct db_stmt events_list_stmt = {
                "    AND ($2::text IS NULL OR e.type = $2)"
                "    AND ($3::text IS NULL OR e.bead_id = $3)"
                "    AND e.id > $4::bigint"
+               "    AND e.recipient IS NULL" /* one user's notifications: their stream only */
                "  ORDER BY e.id DESC LIMIT $5::int) e",
         .nparams = 5,
         .readonly = true,

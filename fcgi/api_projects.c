@@ -141,7 +141,7 @@ static int project_check_ids(struct request *req, json_object *body)
                                  "bead_prefix: '%.64s' must be a letter followed "
                                  "by up to 15 letters or digits",
                                  v);
-        return ERR_OK;
+        return api_budget_check_context(req, body, false);
 }
 
 int api_projects_list(struct request *req)

@@ -14,43 +14,24 @@
 /* What each role may do.  Loom's roles (reference §2.2), over our resources. */
 static const char *const auth_admin[] = {"*:*", NULL};
 static const char *const auth_user[] = {
-        "projects:read",
-        "projects:write",
-        "beads:read",
-        "beads:write",
-        "agents:read",
-        "agents:write",
-        "decisions:read",
-        "decisions:write",
-        "providers:read",
-        "providers:write",
-        "runs:read",
-        "runs:write",
-        "personas:read",
-        "events:read",
-        "logs:read",
-        "analytics:read",
-        NULL,
+        "projects:read",  "projects:write",   "beads:read",        "beads:write",
+        "agents:read",    "agents:write",     "decisions:read",    "decisions:write",
+        "providers:read", "providers:write",  "runs:read",         "runs:write",
+        "personas:read",  "events:read",      "logs:read",         "analytics:read",
+        "chat:write",     "motivations:read", "motivations:write", NULL,
 };
 static const char *const auth_viewer[] = {
-        "projects:read",
-        "beads:read",
-        "agents:read",
-        "decisions:read",
-        "providers:read",
-        "runs:read",
-        "personas:read",
-        "events:read",
-        "logs:read",
-        "analytics:read",
-        NULL,
+        "projects:read",  "beads:read",     "agents:read",      "decisions:read",
+        "providers:read", "runs:read",      "personas:read",    "events:read",
+        "logs:read",      "analytics:read", "motivations:read", NULL,
 };
 static const char *const auth_service[] = {NULL};
 
 /* Every resource and action a permission may name; "*" stands for all. */
 static const char *const auth_resources[] = {
-        "projects", "beads", "agents",    "decisions", "providers", "runs",   "personas",
-        "events",   "logs",  "analytics", "users",     "audit",     "system", NULL,
+        "projects", "beads",  "agents",      "decisions", "providers", "runs",
+        "personas", "events", "logs",        "analytics", "users",     "audit",
+        "system",   "chat",   "motivations", NULL,
 };
 static const char *const auth_actions[] = {"read", "write", "delete", "admin", NULL};
 

@@ -6,6 +6,7 @@
 #include "err.h"
 #include "log.h"
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,8 @@ const char *http_status_line(int status)
                 return "200 OK";
         case 201:
                 return "201 Created";
+        case 202:
+                return "202 Accepted";
         case 204:
                 return "204 No Content";
         case 400:
@@ -185,9 +188,79 @@ static void http_send(struct request *req, int status, const char *ctype, const 
                 http_write(req, body, len);
 }
 
+bool http_stream_write(struct request *req, const char *data, size_t len)
+{
+        if (req->client_gone)
+                return false;
+        if (req->capture) {
+                strbuf_add(req->capture, data, len);
+                return true;
+        }
+        if ((len && FCGX_PutStr(data, (int)len, req->fcgx->out) < 0) ||
+            FCGX_FFlush(req->fcgx->out) < 0) {
+                log_debug("client went away during a streamed response");
+                req->client_gone = true;
+        }
+        return !req->client_gone;
+}
+
+void http_stream_start(struct request *req, int status, const char *ctype)
+{
+        char head[512];
+        int n;
+
+        if (req->sent)
+                return;
+        req->sent = true;
+        req->streaming = true;
+        req->status = status;
+        n = snprintf(head, sizeof(head),
+                     "Status: %s\r\nContent-Type: %s\r\nCache-Control: no-cache\r\n"
+                     "X-Accel-Buffering: no\r\nX-Request-Id: %s\r\n",
+                     http_status_line(status), ctype, req->request_id);
+        if (n < 0 || (size_t)n >= sizeof(head))
+                n = 0;
+        http_write(req, head, (size_t)n);
+        if (!req->headers.failed)
+                http_write(req, req->headers.buf, req->headers.len);
+        http_stream_write(req, "\r\n", 2);
+}
+
+bool http_stream_event(struct request *req, const char *event, const char *json)
+{
+        struct strbuf sb;
+        bool ok;
+
+        strbuf_init(&sb, 0);
+        strbuf_addf(&sb, "event: %s\ndata: %s\n\n", event, json);
+        ok = http_stream_write(req, sb.buf, sb.len);
+        strbuf_release(&sb);
+        return ok;
+}
+
+bool http_client_gone(struct request *req)
+{
+        struct pollfd p;
+
+        if (req->client_gone || !req->fcgx)
+                return req->client_gone;
+        p.fd = req->fcgx->ipcFd;
+        p.events = POLLRDHUP;
+        p.revents = 0;
+        if (p.fd >= 0 && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+                req->client_gone = true;
+        return req->client_gone;
+}
+
 void http_send_json(struct request *req, int status, const char *body, size_t len)
 {
         http_send(req, status, "application/json", body, len);
+}
+
+void http_send_body(struct request *req, int status, const char *content_type, const char *body,
+                    size_t len)
+{
+        http_send(req, status, content_type, body, len);
 }
 
 void http_send_empty(struct request *req, int status)
@@ -233,6 +306,11 @@ static bool http_is_json(const char *ctype)
 
 int http_read_body(struct request *req, char **body, size_t *len)
 {
+        return http_read_body_max(req, HTTP_MAX_BODY, body, len);
+}
+
+int http_read_body_max(struct request *req, size_t max, char **body, size_t *len)
+{
         long want = 0;
         char *buf;
         int got;
@@ -248,9 +326,9 @@ int http_read_body(struct request *req, char **body, size_t *len)
         }
         if (want == 0)
                 return ERR_OK;
-        if ((size_t)want > HTTP_MAX_BODY)
+        if ((size_t)want > max)
                 return http_fail(req, ERR_TOO_LARGE, "request body is %ld bytes; the limit is %zu",
-                                 want, HTTP_MAX_BODY);
+                                 want, max);
         if (!http_is_json(req->content_type))
                 return http_fail(req, ERR_MEDIA_TYPE,
                                  "request body must be JSON (Content-Type: application/json)");

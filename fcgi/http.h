@@ -70,6 +70,8 @@ struct request {
         /* response */
         int status;
         bool sent;
+        bool streaming;          /* http_stream_start() sent the head; the body follows in pieces */
+        bool client_gone;        /* a streamed write failed or nginx closed the connection */
         struct strbuf headers;   /* extra response header lines, each ending in \r\n */
         struct strbuf *capture;  /* unit tests: the whole response lands here */
         const char *preset_body; /* unit tests: the body, when fcgx is NULL */
@@ -99,14 +101,36 @@ int http_status_for(int err);
 void http_add_header(struct request *req, const char *name, const char *value);
 /* Sends a complete JSON response. body must be valid JSON of len bytes. */
 void http_send_json(struct request *req, int status, const char *body, size_t len);
+/* Sends a complete response of any content type (text/plain for /metrics, text/csv for
+ * exports); body is len bytes. */
+void http_send_body(struct request *req, int status, const char *content_type, const char *body,
+                    size_t len);
 /* Sends 204 No Content. */
 void http_send_empty(struct request *req, int status);
+/*
+ * Streamed responses (Server-Sent Events from loom-api: /pair, /chat/completions/stream).
+ * http_stream_start() sends the status and headers (no Content-Length, Cache-Control: no-cache,
+ * X-Accel-Buffering: no, plus req->headers) and flushes; the request then counts as sent, so a
+ * later failure must be reported inside the stream.  Each write is flushed to nginx at once
+ * (libfcgi buffers otherwise).  The writes return false once the client is gone.
+ */
+void http_stream_start(struct request *req, int status, const char *ctype);
+bool http_stream_write(struct request *req, const char *data, size_t len);
+/* "event: <event>\ndata: <json>\n\n"; json must be one line (compact JSON is). */
+bool http_stream_event(struct request *req, const char *event, const char *json);
+/* True when the client went away: a write failed, or nginx closed the FastCGI connection
+ * (POLLRDHUP on it; never POLLIN, which the empty stdin record raises).  Cheap; no wait. */
+bool http_client_gone(struct request *req);
+
 /* After the handler: sends the error response for rc < 0 unless something was sent. */
 void http_finish(struct request *req, int rc);
 
 /* Reads the request body (JSON only, at most HTTP_MAX_BODY). *body is NUL-terminated, in the
  * arena; *len 0 when there is none. ERR_TOO_LARGE, ERR_MEDIA_TYPE or ERR_INVALID otherwise. */
 int http_read_body(struct request *req, char **body, size_t *len)
+        __attribute__((warn_unused_result));
+/* The same with another cap than HTTP_MAX_BODY (project imports); nginx must let it through. */
+int http_read_body_max(struct request *req, size_t max, char **body, size_t *len)
         __attribute__((warn_unused_result));
 
 #endif

@@ -96,6 +96,8 @@ static const char *type_name(enum field_kind k)
                 return "an array of strings";
         case FIELD_OBJECT:
                 return "an object";
+        case FIELD_NUMBER:
+                return "a number";
         }
         return "?";
 }
@@ -184,6 +186,11 @@ static bool is_timestamp(const char *s, size_t len)
                         return false;
         }
         return len == 10 || s[10] == 'T' || s[10] == 't' || s[10] == ' ';
+}
+
+bool input_is_timestamp(const char *s)
+{
+        return is_timestamp(s, strlen(s));
 }
 
 static int check_string(struct request *req, const struct field_spec *f, json_object *v,
@@ -294,6 +301,16 @@ static int check_field(struct request *req, const struct field_spec *f, json_obj
                 break;
         default:
                 want = json_type_string;
+        }
+        if (f->kind == FIELD_NUMBER) {
+                double x = json_object_get_double(v);
+
+                if ((!json_object_is_type(v, json_type_int) &&
+                     !json_object_is_type(v, json_type_double)) ||
+                    !(x >= (double)f->min && x <= (double)f->max))
+                        return http_fail(req, ERR_INVALID, "%s: must be a number from %ld to %ld",
+                                         f->name, f->min, f->max);
+                return ERR_OK;
         }
         if (!json_object_is_type(v, want))
                 return http_fail(req, ERR_INVALID, "%s: must be %s", f->name, type_name(f->kind));

@@ -27,6 +27,7 @@ enum field_kind {
         FIELD_TIMESTAMP,     /* an ISO 8601 / RFC 3339 date or date-time string */
         FIELD_BEAD_ID,       /* a string that is a bead id */
         FIELD_BEAD_ID_ARRAY, /* at most max bead ids */
+        FIELD_NUMBER,        /* an integer or a fraction in [min, max] */
 };
 
 #define FIELD_REQUIRED 0x1u /* must be present (not checked for partial updates) */
@@ -65,6 +66,9 @@ bool input_is_project_id(const char *s);
 bool input_bad_project_id(struct request *req, const char *field, const char *v);
 /* Event types: dotted lower-case words, e.g. "bead.created" (3..100 bytes). */
 bool input_is_event_type(const char *s);
+/* The shape of an ISO 8601 date or date-time ("2026-01-31", "2026-01-31T12:00:00Z");
+ * PostgreSQL checks the values. */
+bool input_is_timestamp(const char *s);
 /* Agent ids, author ids: 1..200 bytes, no control characters. */
 bool input_is_name(const char *s);
 

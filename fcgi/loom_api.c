@@ -12,13 +12,19 @@
  *   LOOM_SESSION_IDLE_SECONDS, LOOM_SESSION_MAX_SECONDS   session lifetimes (8 h idle, 7 days)
  *   LOOM_LOGIN_MAX_FAILURES (5 per user), LOOM_LOGIN_MAX_FAILURES_PER_IP (20),
  *   LOOM_LOGIN_WINDOW_SECONDS (900)   login throttling: 429 with Retry-After past the limit
+ *   LOOM_API_LLM_REQUESTS (threads / 2)  pair and chat-proxy requests under way at once; 503
+ *   LOOM_LLM_*, LOOM_PAIR_COMMAND_TIMEOUT_SECONDS (120), LOOM_PROJECTS_DIR, LOOM_SANDBOX*
+ *                        how pair programming calls the model and runs the agent's actions
+ *   LOOM_METRICS_FLUSH_MS   how often this process reports its HTTP counters (5000; metrics.h)
  */
 #include "api.h"
+#include "api_llm.h"
 #include "auth.h"
 #include "config.h"
 #include "err.h"
 #include "httpc.h"
 #include "log.h"
+#include "metrics.h"
 #include "query.h"
 #include "router.h"
 #include "secret.h"
@@ -32,6 +38,7 @@ static void api_handle(FCGX_Request *fcgx, struct server_thread *t)
         struct request req;
         const struct route *route;
         char allow[128];
+        double t0 = api_now();
         int rc;
 
         http_request_init(&req, fcgx, &t->arena, &t->db);
@@ -72,6 +79,7 @@ static void api_handle(FCGX_Request *fcgx, struct server_thread *t)
                                req.path);
         }
         http_finish(&req, rc);
+        metrics_http_record(req.route, req.status, api_now() - t0);
         log_debug("%d", req.status);
         log_set_context(NULL);
         http_request_release(&req);
@@ -83,9 +91,10 @@ int main(void)
                 .program = "loom-api",
                 .handler = api_handle,
                 /* a connection opened mid-request sees no project until loom_auth() scopes it */
-                .db_session_sql = "SET loom.scope = 'member'; SET loom.uid = ''",
+                .db_session_sql = "SET ROLE loom_api; SET loom.scope = 'member'; SET loom.uid = ''",
         };
         char err[512];
+        int rc;
 
         log_setup("loom-api");
         /* before the threads start: they only read the key */
@@ -99,5 +108,12 @@ int main(void)
                 return 1;
         }
         cfg.threads = (int)config_long("LOOM_API_THREADS", 4, 1, 256);
-        return server_run(&cfg);
+        api_llm_setup(cfg.threads);
+        metrics_init(loom_routes, loom_routes_count);
+        if (metrics_start(config_database_url()) != ERR_OK)
+                log_warn("cannot start the metrics flusher; /metrics shows this process's "
+                         "requests only when it answers the scrape itself");
+        rc = server_run(&cfg);
+        metrics_stop();
+        return rc;
 }

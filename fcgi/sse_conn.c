@@ -14,6 +14,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#define CONN_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLET)
+
 static void conn_on_ready(struct sse_watch *w, uint32_t events);
 
 /* Puts c at the tail of srv->waiting: it must make progress within SSE_REQUEST_TIMEOUT_MS. */
@@ -36,8 +38,8 @@ void sse_conn_accept(struct sse_server *srv, int fd)
         sse_list_init(&c->link);
         sse_list_init(&c->lru);
         sse_fcgi_decoder_init(&c->dec);
-        /* registered once, edge-triggered: no epoll_ctl when the queue fills or drains */
-        if (sse_watch_add(srv, &c->watch, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != 0) {
+        /* EPOLLOUT only while bytes are queued (conn_want_out) */
+        if (sse_watch_add(srv, &c->watch, CONN_EVENTS) != 0) {
                 log_warn("cannot watch a new connection: %s", strerror(errno));
                 close(fd);
                 free(c);
@@ -132,6 +134,19 @@ static void conn_drop_slow(struct sse_conn *c, const char *why)
         sse_conn_close(c, "client too slow");
 }
 
+/* Watches EPOLLOUT while bytes are queued, and only then. */
+static void conn_want_out(struct sse_conn *c, bool on)
+{
+        if (c->dead || c->want_out == on)
+                return;
+        /* edge-triggered MOD re-checks readiness: space freed meanwhile is still reported */
+        if (sse_watch_mod(c->srv, &c->watch, CONN_EVENTS | (on ? EPOLLOUT : 0)) != 0) {
+                sse_conn_close(c, strerror(errno));
+                return;
+        }
+        c->want_out = on;
+}
+
 /*
  * Writes iov[0..n) (total bytes) unless bytes are queued already, and queues what is left.
  * What is queued already plus the rest may not pass SSE_QUEUE_MAX; an empty queue takes
@@ -172,6 +187,7 @@ static void conn_write(struct sse_conn *c, const struct iovec *iov, int n, size_
                 outq_add(&c->out, (const char *)iov[i].iov_base + done, iov[i].iov_len - done);
                 done = 0;
         }
+        conn_want_out(c, true);
 }
 
 static void conn_write_raw(struct sse_conn *c, const void *data, size_t len)
@@ -421,6 +437,9 @@ static void conn_flush(struct sse_conn *c)
                 c->progress_ms = c->srv->now_ms;
         }
         outq_release(&c->out); /* an idle stream keeps no buffer */
+        conn_want_out(c, false);
+        if (c->dead)
+                return;
         if (c->is_stream)
                 conn_touch(c);
 }

@@ -2,6 +2,7 @@
  * sse_hub — the LISTEN connection, event fetches and catch-up reads; see sse_hub.h.
  */
 #include "sse_hub.h"
+#include "db.h"
 #include "log.h"
 #include "sse_conn.h"
 #include "sse_gap.h"
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
 
 enum sse_hub_state {
         SSE_HUB_DOWN,       /* no connection; sse_hub_tick reconnects at retry_at_ms */
@@ -22,10 +25,11 @@ enum sse_hub_state {
 };
 
 enum sse_hub_query {
-        SSE_HUB_Q_SETUP, /* session settings and LISTEN */
-        SSE_HUB_Q_HEAD,  /* max(events.id): where the feed starts, once per process */
-        SSE_HUB_Q_FETCH, /* new events after the ring's head, with the snapshot */
-        SSE_HUB_Q_READ,  /* a catch-up batch for one stream */
+        SSE_HUB_Q_SETUP,  /* session settings and LISTEN */
+        SSE_HUB_Q_HEAD,   /* max(events.id): where the feed starts, once per process */
+        SSE_HUB_Q_FETCH,  /* new events after the ring's head, with the snapshot */
+        SSE_HUB_Q_READ,   /* a catch-up batch for one stream */
+        SSE_HUB_Q_REPORT, /* this process's stream counts, for /metrics */
 };
 
 #define HUB_STR2(x) #x
@@ -37,20 +41,30 @@ static const char *const hub_setup_sql = "SET application_name = 'loom-sse';"
 
 static const char *const hub_head_sql = "SELECT coalesce(max(id), 0) FROM events";
 
+/* An event's activity, when it is the newest event folded into one (sql/013_activity.sql). */
+#define HUB_ACTIVITY_SQL                                                                           \
+        "(SELECT loom_activity_json(a)::text FROM activities a WHERE a.event_id = e.id)"
+
 /* the snapshot of the same statement tells sse_gap which holes may still fill */
 static const char *const hub_fetch_sql =
-        "SELECT e.id, e.type, e.project_id, loom_event_json(e)::text,"
+        "SELECT e.id, e.type, e.project_id, loom_event_json(e)::text, e.recipient,"
+        "       " HUB_ACTIVITY_SQL ","
         "       pg_snapshot_xmin(pg_current_snapshot())::text,"
         "       pg_snapshot_xmax(pg_current_snapshot())::text"
         "  FROM events e WHERE e.id > $1::bigint"
         " ORDER BY e.id LIMIT " HUB_STR(SSE_HUB_BATCH);
 
+static const char *const hub_report_sql = "SELECT loom_metrics_report($1, 'loom-sse', $2::jsonb)";
+
+/* $6: the personal stream's user (NULL: events with no recipient); $7: activities only */
 static const char *const hub_read_sql =
-        "SELECT e.id, e.type, e.project_id, loom_event_json(e)::text"
-        "  FROM events e WHERE e.id > $1::bigint AND e.id <= $2::bigint"
+        "SELECT e.id, e.type, e.project_id, loom_event_json(e)::text, e.recipient,"
+        "       " HUB_ACTIVITY_SQL "  FROM events e WHERE e.id > $1::bigint AND e.id <= $2::bigint"
         "   AND ($3::text IS NULL OR e.project_id = $3)"
         "   AND ($4::text IS NULL OR e.type = $4)"
         "   AND ($5::text IS NULL OR starts_with(e.type, $5))"
+        "   AND (($6::text IS NULL AND e.recipient IS NULL) OR e.recipient = $6)"
+        "   AND (NOT $7::boolean OR EXISTS (SELECT 1 FROM activities a WHERE a.event_id = e.id))"
         " ORDER BY e.id LIMIT " HUB_STR(SSE_HUB_BATCH);
 
 struct sse_hub {
@@ -77,6 +91,9 @@ struct sse_hub {
         struct sse_conn *reading; /* the stream whose read is in flight; NULL if it closed */
         int64_t read_upto;        /* the read in flight covers ids up to here */
         int64_t read_through;     /* …and delivered everything up to here */
+        int64_t next_report_ms;   /* when the stream counts are reported next */
+        bool report_failed;       /* the last report failed (logged once) */
+        char process[160];        /* this process in the metric tables: host:pid:start */
 };
 
 static void hub_on_ready(struct sse_watch *w, uint32_t events);
@@ -84,6 +101,7 @@ static void hub_on_ready(struct sse_watch *w, uint32_t events);
 struct sse_hub *sse_hub_new(struct sse_server *srv, const char *conninfo)
 {
         struct sse_hub *h = xcalloc(1, sizeof(*h));
+        char host[128];
 
         h->srv = srv;
         h->conninfo = xstrdup(conninfo);
@@ -92,6 +110,11 @@ struct sse_hub *sse_hub_new(struct sse_server *srv, const char *conninfo)
         h->state = SSE_HUB_DOWN;
         h->backoff_ms = SSE_HUB_BACKOFF_MIN;
         sse_list_init(&h->reads);
+        if (gethostname(host, sizeof(host)) != 0)
+                snprintf(host, sizeof(host), "localhost");
+        host[sizeof(host) - 1] = '\0';
+        snprintf(h->process, sizeof(h->process), "%.100s:%d:%lld", host, (int)getpid(),
+                 (long long)time(NULL));
         return h;
 }
 
@@ -206,7 +229,13 @@ static void hub_send_read(struct sse_hub *h)
 {
         struct sse_conn *c = sse_container(h->reads.next, struct sse_conn, link);
         char after[24], upto[24];
-        const char *params[5] = {after, upto, c->project_id, c->type, c->type_prefix};
+        const char *params[7] = {after,
+                                 upto,
+                                 c->project_id,
+                                 c->type,
+                                 c->type_prefix,
+                                 c->personal ? c->user : NULL,
+                                 c->activity ? "true" : "false"};
 
         sse_list_remove(&c->link);
         h->reading = c;
@@ -214,16 +243,41 @@ static void hub_send_read(struct sse_hub *h)
         h->read_through = c->last_id;
         snprintf(after, sizeof(after), "%lld", (long long)c->last_id);
         snprintf(upto, sizeof(upto), "%lld", (long long)h->read_upto);
-        hub_send(h, SSE_HUB_Q_READ, hub_read_sql, 5, params);
+        hub_send(h, SSE_HUB_Q_READ, hub_read_sql, 7, params);
 }
 
-/* Starts the next query when idle: fetches and reads take turns when both are waiting. */
+/* The stream counts as loom_metrics_report takes them (cumulative per process). */
+static void hub_send_report(struct sse_hub *h)
+{
+        const struct sse_server *srv = h->srv;
+        const char *params[2] = {h->process};
+        char doc[512];
+
+        snprintf(doc, sizeof(doc),
+                 "{\"gauges\":[{\"name\":\"loom_sse_streams\",\"value\":%ld}],"
+                 "\"counters\":[{\"name\":\"loom_sse_streams_started_total\",\"value\":%llu},"
+                 "{\"name\":\"loom_sse_streams_rejected_total\",\"value\":%llu}]}",
+                 srv->nstreams, (unsigned long long)srv->stats.streams_started,
+                 (unsigned long long)srv->stats.rejected_full);
+        params[1] = doc;
+        h->next_report_ms = srv->now_ms + SSE_HUB_REPORT_MS;
+        hub_send(h, SSE_HUB_Q_REPORT, hub_report_sql, 2, params);
+}
+
+/*
+ * Starts the next query when idle: a due report first (one small statement every few
+ * seconds), else fetches and reads take turns when both are waiting.
+ */
 static void hub_kick(struct sse_hub *h)
 {
         bool fetch, read;
 
         if (h->state != SSE_HUB_IDLE || !h->ready)
                 return;
+        if (h->srv->now_ms >= h->next_report_ms) {
+                hub_send_report(h);
+                return;
+        }
         fetch = (h->fetch_wanted && h->srv->now_ms >= h->last_fetch_ms + SSE_HUB_FETCH_GAP_MS) ||
                 h->srv->now_ms >= h->next_fetch_ms;
         read = !sse_list_empty(&h->reads);
@@ -246,11 +300,21 @@ static void hub_on_head(struct sse_hub *h, const PGresult *res)
         log_info("event feed ready at event %lld", (long long)head);
 }
 
+/* Columns 0-5 of a fetch or read row: id, type, project, event JSON, recipient, activity. */
 static struct sse_event *hub_row_event(const PGresult *res, int row)
 {
-        return sse_event_new(strtoll(PQgetvalue(res, row, 0), NULL, 10), PQgetvalue(res, row, 1),
-                             PQgetisnull(res, row, 2) ? NULL : PQgetvalue(res, row, 2),
-                             PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3));
+        struct sse_event_row r = {
+                .id = strtoll(PQgetvalue(res, row, 0), NULL, 10),
+                .type = PQgetvalue(res, row, 1),
+                .project_id = db_value(res, row, 2),
+                .json = PQgetvalue(res, row, 3),
+                .json_len = (size_t)PQgetlength(res, row, 3),
+                .recipient = db_value(res, row, 4),
+                .activity = db_value(res, row, 5),
+                .activity_len = (size_t)PQgetlength(res, row, 5),
+        };
+
+        return sse_event_build(&r);
 }
 
 /* New rows: deliver the prefix sse_gap allows, in order, into the ring and to live streams. */
@@ -270,8 +334,8 @@ static void hub_on_fetch(struct sse_hub *h, const PGresult *res)
         }
         for (size_t i = 0; i < n; i++)
                 ids[i] = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
-        snap.xmin = strtoull(PQgetvalue(res, 0, 4), NULL, 10);
-        snap.xmax = strtoull(PQgetvalue(res, 0, 5), NULL, 10);
+        snap.xmin = strtoull(PQgetvalue(res, 0, 6), NULL, 10);
+        snap.xmax = strtoull(PQgetvalue(res, 0, 7), NULL, 10);
         ok = sse_gap_accept(&h->gap, srv->ring.head, ids, n, &snap, srv->now_ms,
                             SSE_HUB_GAP_WAIT_MS, &skipped, &skipped_after);
         if (skipped) {
@@ -315,11 +379,20 @@ static void hub_result(struct sse_hub *h, const PGresult *res)
 {
         ExecStatusType st = PQresultStatus(res);
 
+        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && h->query == SSE_HUB_Q_REPORT) {
+                /* metrics are not worth the event feed: note it and carry on */
+                if (!h->report_failed)
+                        log_warn("cannot report the stream counts: %s", PQresultErrorMessage(res));
+                h->report_failed = true;
+                return;
+        }
         if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
                 log_error("event feed query failed: %s", PQresultErrorMessage(res));
                 h->query_failed = true;
                 return;
         }
+        if (h->query == SSE_HUB_Q_REPORT)
+                h->report_failed = false;
         if (h->query == SSE_HUB_Q_HEAD)
                 hub_on_head(h, res);
         else if (h->query == SSE_HUB_Q_FETCH)
@@ -349,6 +422,7 @@ static void hub_query_done(struct sse_hub *h)
                         hub_send(h, SSE_HUB_Q_HEAD, hub_head_sql, 0, NULL);
                 return;
         case SSE_HUB_Q_HEAD:
+        case SSE_HUB_Q_REPORT:
                 return;
         case SSE_HUB_Q_FETCH:
                 h->fetch_wanted = h->fetch_wanted || h->fetch_full;
@@ -488,6 +562,8 @@ void sse_hub_tick(struct sse_hub *h)
 
 int64_t sse_hub_deadline(const struct sse_hub *h)
 {
+        int64_t d;
+
         switch (h->state) {
         case SSE_HUB_DOWN:
         case SSE_HUB_CONNECTING:
@@ -499,9 +575,10 @@ int64_t sse_hub_deadline(const struct sse_hub *h)
         }
         if (!h->ready)
                 return INT64_MAX;
-        if (h->fetch_wanted && h->last_fetch_ms + SSE_HUB_FETCH_GAP_MS < h->next_fetch_ms)
-                return h->last_fetch_ms + SSE_HUB_FETCH_GAP_MS;
-        return h->next_fetch_ms;
+        d = h->next_fetch_ms;
+        if (h->fetch_wanted && h->last_fetch_ms + SSE_HUB_FETCH_GAP_MS < d)
+                d = h->last_fetch_ms + SSE_HUB_FETCH_GAP_MS;
+        return h->next_report_ms < d ? h->next_report_ms : d;
 }
 
 void sse_hub_want_read(struct sse_hub *h, struct sse_conn *c)

@@ -14,6 +14,10 @@
  * stream's position up to the ring's head, filters applied in SQL) through this same
  * connection, queued FIFO and interleaved with fetches, so neither starves the other.
  *
+ * Every SSE_HUB_REPORT_MS the same connection reports this process's open streams and its
+ * started / refused counts (loom_metrics_report) for GET /metrics; a failed report is logged
+ * and never costs the feed its connection.
+ *
  * States: DOWN (reconnect at retry_at, backoff 100 ms doubling to 5 s), CONNECTING, IDLE
  * (listening, nothing in flight), BUSY (one query in flight: setup, head, fetch or read).
  * Until the first connection has read the head (max(events.id)), no stream can start.
@@ -36,6 +40,7 @@
 #define SSE_HUB_GAP_WAIT_MS 5000  /* a hole older than this is skipped (and logged) */
 #define SSE_HUB_CONNECT_MS  5000  /* a connection attempt that takes longer is abandoned */
 #define SSE_HUB_QUERY_MS    30000 /* a query that takes longer drops the connection */
+#define SSE_HUB_REPORT_MS   5000  /* stream counts go to the metric tables this often */
 #define SSE_HUB_BACKOFF_MIN 100
 #define SSE_HUB_BACKOFF_MAX 5000
 

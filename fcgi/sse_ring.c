@@ -40,31 +40,60 @@ static void ring_clean_type(char *dst, const char *type)
 struct sse_event *sse_event_new(int64_t id, const char *type, const char *project_id,
                                 const char *json, size_t json_len)
 {
+        struct sse_event_row row = {.id = id,
+                                    .type = type,
+                                    .project_id = project_id,
+                                    .json = json,
+                                    .json_len = json_len};
+
+        return sse_event_build(&row);
+}
+
+/* Copies len bytes and a NUL to *p, advancing it; returns where they went. */
+static const char *ring_put(char **p, const char *src, size_t len)
+{
+        char *dst = memcpy(*p, src, len);
+
+        dst[len] = '\0';
+        *p += len + 1;
+        return dst;
+}
+
+struct sse_event *sse_event_build(const struct sse_event_row *row)
+{
         char clean[SSE_EVENT_MAX_TYPE + 1];
+        const char *project_id = row->project_id ? row->project_id : "";
+        const char *recipient = row->recipient ? row->recipient : "";
         struct sse_event *ev;
-        struct strbuf sb;
-        size_t tlen, plen;
+        struct strbuf sb, act;
+        size_t tlen, plen, rlen;
         char *p;
 
-        ring_clean_type(clean, type);
-        if (!project_id)
-                project_id = "";
+        ring_clean_type(clean, row->type);
         tlen = strlen(clean);
         plen = strlen(project_id);
+        rlen = strlen(recipient);
         strbuf_init(&sb, 0);
-        strbuf_addf(&sb, "id: %lld\nevent: %s\n", (long long)id, clean);
-        ring_add_data(&sb, json, json_len);
-        /* one block: the struct, then type, project and frame, each NUL-terminated */
-        ev = xmalloc(sizeof(*ev) + tlen + 1 + plen + 1 + sb.len + 1);
+        strbuf_addf(&sb, "id: %lld\nevent: %s\n", (long long)row->id, clean);
+        ring_add_data(&sb, row->json, row->json_len);
+        strbuf_init(&act, 0);
+        if (row->activity) {
+                strbuf_addf(&act, "id: %lld\nevent: activity\n", (long long)row->id);
+                ring_add_data(&act, row->activity, row->activity_len);
+        }
+        /* one block: the struct, then type, project, recipient and frames, each NUL-terminated */
+        ev = xmalloc(sizeof(*ev) + tlen + plen + rlen + sb.len + act.len + 5);
         p = ev->data;
-        ev->id = id;
-        ev->type = memcpy(p, clean, tlen + 1);
-        p += tlen + 1;
-        ev->project_id = memcpy(p, project_id, plen + 1);
-        p += plen + 1;
-        ev->frame = memcpy(p, sb.buf, sb.len + 1);
+        ev->id = row->id;
+        ev->type = ring_put(&p, clean, tlen);
+        ev->project_id = ring_put(&p, project_id, plen);
+        ev->recipient = ring_put(&p, recipient, rlen);
+        ev->frame = ring_put(&p, sb.buf, sb.len);
         ev->frame_len = sb.len;
+        ev->activity_frame = row->activity ? ring_put(&p, act.buf, act.len) : NULL;
+        ev->activity_len = row->activity ? act.len : 0;
         strbuf_release(&sb);
+        strbuf_release(&act);
         return ev;
 }
 

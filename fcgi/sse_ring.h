@@ -3,8 +3,10 @@
  *
  * An event is built once from its row (id, type, project, loom_event_json) into the exact
  * bytes of its Server-Sent Event ("id: …\nevent: …\ndata: …\n\n"), so fanning it out to N
- * streams costs N writes and no formatting.  The ring keeps the last `cap` events in id order;
- * it is what lets a reconnecting client resume without a database query when it was away for
+ * streams costs N writes and no formatting.  An event that is an activity of the feed also
+ * carries that activity's frame ("event: activity", same id), and an event meant for one user
+ * (a notification) names that user as its recipient.  The ring keeps the last `cap` events in id
+ * order; it is what lets a reconnecting client resume without a database query when it was away for
  * a short while, and what a stream catching up walks through.
  *
  * Invariant: every event with floor < id <= head that the feed delivered is in the ring, so a
@@ -23,9 +25,24 @@ struct sse_event {
         int64_t id;
         const char *type;       /* points into data; never contains CR or LF */
         const char *project_id; /* points into data; "" when the event has no project */
+        const char *recipient;  /* points into data; "" unless the event is one user's */
         const char *frame;      /* the whole SSE event, frame_len bytes, NUL-terminated */
         size_t frame_len;
+        const char *activity_frame; /* the activity as SSE event "activity", or NULL */
+        size_t activity_len;
         char data[];
+};
+
+/* One events row as loom-sse reads it; the strings are borrowed for the call. */
+struct sse_event_row {
+        int64_t id;
+        const char *type;
+        const char *project_id; /* NULL counts as "" */
+        const char *recipient;  /* NULL counts as "" */
+        const char *json;       /* loom_event_json, json_len bytes */
+        size_t json_len;
+        const char *activity; /* loom_activity_json of the row's activity, or NULL */
+        size_t activity_len;
 };
 
 /*
@@ -36,6 +53,8 @@ struct sse_event {
  */
 struct sse_event *sse_event_new(int64_t id, const char *type, const char *project_id,
                                 const char *json, size_t json_len);
+/* The same for a whole row: also the recipient and the activity frame. Cannot fail. */
+struct sse_event *sse_event_build(const struct sse_event_row *row);
 /* NULL-safe. */
 void sse_event_free(struct sse_event *ev);
 

@@ -21,15 +21,15 @@ struct stream_route {
         const char *path;
         bool type_filter;        /* accepts ?type= */
         const char *type_prefix; /* only events whose type starts with this */
-        const char *unavailable; /* a 404 with this message instead of a stream */
+        bool activity;           /* the activity frames of the events that have one */
+        bool personal;           /* the signed-in user's own events; no project filter */
 };
 
 static const struct stream_route stream_routes[] = {
         {.path = "/api/v1/events/stream", .type_filter = true},
-        {.path = "/api/v1/activity-feed/stream"},
+        {.path = "/api/v1/activity-feed/stream", .activity = true},
         {.path = "/api/v1/logs/stream", .type_prefix = "log."},
-        {.path = "/api/v1/notifications/stream",
-         .unavailable = "notifications need users (not built yet)"},
+        {.path = "/api/v1/notifications/stream", .type_prefix = "notification", .personal = true},
 };
 
 /* The CGI parameters a stream request uses: NUL-terminated copies in srv->arena. */
@@ -41,6 +41,7 @@ struct stream_req {
         const char *last_event_id; /* the Last-Event-ID header; "" when absent */
         const char *request_id;
         const char *projects; /* LOOM_PROJECTS from nginx's auth_request: "*" or "a,b" */
+        const char *user;     /* LOOM_USER from nginx's auth_request: the user name */
         bool head;
 };
 
@@ -55,6 +56,7 @@ static const struct {
         {"HTTP_LAST_EVENT_ID", offsetof(struct stream_req, last_event_id)},
         {"REQUEST_ID", offsetof(struct stream_req, request_id)},
         {"LOOM_PROJECTS", offsetof(struct stream_req, projects)},
+        {"LOOM_USER", offsetof(struct stream_req, user)},
 };
 
 /* What the query string and Last-Event-ID ask for, validated. */
@@ -73,7 +75,7 @@ static int stream_read_params(struct sse_server *srv, const uint8_t *buf, size_t
         size_t pos = 0;
         int rc;
 
-        *r = (struct stream_req){"", "", "", "", "", "", "", false};
+        *r = (struct stream_req){"", "", "", "", "", "", "", "", false};
         while ((rc = sse_fcgi_nv_next(buf, len, &pos, &nv)) == 1) {
                 for (size_t i = 0; i < sizeof(stream_params) / sizeof(stream_params[0]); i++) {
                         const char **slot =
@@ -165,7 +167,8 @@ static int stream_parse_filters(struct request *req, const struct stream_req *r,
         rc = query_parse(req);
         if (rc)
                 return rc;
-        f->project_id = query_get(req, "project_id");
+        if (!route->personal)
+                f->project_id = query_get(req, "project_id");
         if (route->type_filter)
                 f->type = query_get(req, "type");
         leid = query_get(req, "last_event_id");
@@ -205,6 +208,15 @@ static void stream_demote(struct sse_conn *c)
         c->parked = true;
 }
 
+/* Writes ev as c sends it: the event itself, or on the activity feed its activity. */
+static void stream_send_event(struct sse_conn *c, const struct sse_event *ev)
+{
+        if (c->activity)
+                sse_conn_send(c, ev->activity_frame, ev->activity_len);
+        else
+                sse_conn_send(c, ev->frame, ev->frame_len);
+}
+
 /* Sends ring events after last_id until the queue passes SSE_QUEUE_LOW or the ring ends. */
 static void stream_send_ring(struct sse_conn *c)
 {
@@ -214,7 +226,7 @@ static void stream_send_ring(struct sse_conn *c)
                 const struct sse_event *ev = sse_ring_get(ring, i);
 
                 if (sse_stream_matches(c, ev))
-                        sse_conn_send(c, ev->frame, ev->frame_len);
+                        stream_send_event(c, ev);
                 c->last_id = ev->id;
                 if (c->dead || sse_conn_queued(c) > SSE_QUEUE_LOW)
                         return;
@@ -289,6 +301,9 @@ static void stream_start(struct sse_conn *c, const struct stream_req *r,
         c->projects = strcmp(r->projects, "*") == 0 ? NULL : stream_project_set(r->projects);
         c->type = f->type ? xstrdup(f->type) : NULL;
         c->type_prefix = route->type_prefix;
+        c->activity = route->activity;
+        c->personal = route->personal;
+        c->user = route->personal ? xstrdup(r->user) : NULL;
         c->last_id = from;
         c->is_stream = true;
         c->state = SSE_CONN_CATCHING_UP;
@@ -355,10 +370,8 @@ void sse_stream_request(struct sse_conn *c, const uint8_t *params, size_t len)
                 return;
         }
         route = stream_route_find(r.path);
-        if (!route || route->unavailable) {
-                snprintf(msg, sizeof(msg), "%s",
-                         route ? route->unavailable : "no stream at this path");
-                stream_fail(c, &r, 404, "", msg);
+        if (!route) {
+                stream_fail(c, &r, 404, "", "no stream at this path");
                 return;
         }
         if (strcmp(r.method, "GET") != 0 && !r.head) {
@@ -367,8 +380,11 @@ void sse_stream_request(struct sse_conn *c, const uint8_t *params, size_t len)
                 stream_fail(c, &r, 405, "Allow: GET, HEAD\r\n", msg);
                 return;
         }
-        /* nginx's auth_request vouches for the user; without it nobody does */
-        if (!*r.projects) {
+        /*
+         * nginx's auth_request vouches for the user; without it nobody does.  A user in no
+         * project has LOOM_PROJECTS "" but a LOOM_USER: signed in, sees project-less events.
+         */
+        if ((!*r.projects && !*r.user) || (route->personal && !*r.user)) {
                 stream_fail(c, &r, 401, "",
                             "authentication required: streams are served behind nginx's "
                             "auth_request (log in first)");
@@ -397,6 +413,11 @@ void sse_stream_request(struct sse_conn *c, const uint8_t *params, size_t len)
 
 bool sse_stream_matches(const struct sse_conn *c, const struct sse_event *ev)
 {
+        /* one user's events go to that user's personal streams and nowhere else */
+        if (c->personal ? strcmp(c->user, ev->recipient) != 0 : ev->recipient[0] != '\0')
+                return false;
+        if (c->activity && !ev->activity_frame)
+                return false;
         if (c->project_id && strcmp(c->project_id, ev->project_id) != 0)
                 return false;
         if (c->projects && ev->project_id[0] &&
@@ -418,7 +439,7 @@ void sse_stream_fanout(struct sse_server *srv, const struct sse_event *ev)
                 if (ev->id <= c->last_id || !sse_stream_matches(c, ev))
                         continue;
                 c->last_id = ev->id;
-                sse_conn_send(c, ev->frame, ev->frame_len);
+                stream_send_event(c, ev);
                 /* a burst the socket cannot take now: go on from the ring at the client's pace */
                 if (!c->dead && sse_conn_queued(c) > SSE_QUEUE_LOW)
                         stream_demote(c);
@@ -431,7 +452,7 @@ void sse_stream_deliver(struct sse_conn *c, const struct sse_event *ev)
                 return;
         c->last_id = ev->id;
         if (sse_stream_matches(c, ev))
-                sse_conn_send(c, ev->frame, ev->frame_len);
+                stream_send_event(c, ev);
 }
 
 void sse_stream_read_done(struct sse_conn *c, int64_t through)
@@ -464,8 +485,12 @@ void sse_stream_forget(struct sse_conn *c)
         free(c->project_id);
         free(c->projects);
         free(c->type);
+        free(c->user);
         c->project_id = NULL;
         c->projects = NULL;
         c->type = NULL;
         c->type_prefix = NULL;
+        c->user = NULL;
+        c->activity = false;
+        c->personal = false;
 }

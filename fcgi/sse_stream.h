@@ -3,9 +3,14 @@
  *
  * Routes are data (stream_routes in sse_stream.c):
  *   /api/v1/events/stream         every event; filters project_id, type (exact)
- *   /api/v1/activity-feed/stream  every event; filter project_id
+ *   /api/v1/activity-feed/stream  the activity of every event that is one (SSE event
+ *                                 "activity", data the activity JSON); filter project_id
  *   /api/v1/logs/stream           events whose type starts with "log."; filter project_id
- *   /api/v1/notifications/stream  404 until users exist
+ *   /api/v1/notifications/stream  the signed-in user's own events ("notification",
+ *                                 "notification.read"), never anyone else's; no filter
+ * An event with a recipient (one user's notification) goes to that user's notifications
+ * streams only; the user is LOOM_USER from nginx's auth_request, as the projects one may watch
+ * are LOOM_PROJECTS.
  * All take last_event_id (or the Last-Event-ID header, which wins: EventSource sends it on
  * every reconnect while the URL keeps the first value).  Bad parameters are a 400 JSON error,
  * a full process a 503 with Retry-After and an SSE `retry:` in the body.

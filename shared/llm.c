@@ -99,6 +99,10 @@ void llm_stream_init(struct llm_stream *st)
         strbuf_init(&st->line, LLM_MAX_REPLY);
         st->done = false;
         st->saw_content = false;
+        st->on_chunk = NULL;
+        st->on_chunk_arg = NULL;
+        st->delivered = false;
+        st->stopped = false;
 }
 
 void llm_stream_release(struct llm_stream *st)
@@ -110,6 +114,8 @@ void llm_stream_release(struct llm_stream *st)
 static bool llm_stream_data(struct llm_stream *st, const char *data, struct llm_result *res)
 {
         json_object *doc, *choices, *delta, *v;
+        const char *text = NULL;
+        size_t tlen = 0;
 
         if (strcmp(data, "[DONE]") == 0) {
                 st->done = true;
@@ -131,11 +137,19 @@ static bool llm_stream_data(struct llm_stream *st, const char *data, struct llm_
             json_object_object_get_ex(json_object_array_get_idx(choices, 0), "delta", &delta) &&
             json_object_object_get_ex(delta, "content", &v) &&
             json_object_is_type(v, json_type_string)) {
-                strbuf_add(&res->content, json_object_get_string(v),
-                           (size_t)json_object_get_string_len(v));
+                text = json_object_get_string(v);
+                tlen = (size_t)json_object_get_string_len(v);
+                strbuf_add(&res->content, text, tlen);
                 st->saw_content = true;
         }
+        if (st->on_chunk && !res->content.failed) {
+                st->delivered = true;
+                if (!st->on_chunk(st->on_chunk_arg, data, tlen ? text : NULL, tlen))
+                        st->stopped = true;
+        }
         json_object_put(doc);
+        if (st->stopped)
+                return false;
         if (res->content.failed) {
                 res->error_class = LLM_ERR_TOO_LARGE;
                 snprintf(res->error, sizeof(res->error), "reply larger than %zu bytes",
@@ -186,6 +200,7 @@ struct llm_attempt {
         double keepalive_at; /* when req->keepalive last ran */
         bool stopped;        /* canceled, or the keepalive said stop */
         bool streaming;      /* status was 200 and the request streams */
+        bool delivered;      /* on_chunk handed part of an answer on: no retry */
 };
 
 static size_t llm_on_header(char *data, size_t size, size_t n, void *arg)
@@ -216,7 +231,7 @@ static size_t llm_on_body(char *data, size_t size, size_t n, void *arg)
                 llm_stream_feed(&a->stream, data, len, a->res);
                 if (before == 0 && a->res->content.len > 0 && a->res->ttft_ms == 0)
                         a->res->ttft_ms = llm_now_ms() - a->started_ms;
-                return a->res->error_class == LLM_ERR_TOO_LARGE ? 0 : len;
+                return a->res->error_class == LLM_ERR_TOO_LARGE || a->stream.stopped ? 0 : len;
         }
         strbuf_add(&a->raw, data, len);
         return a->raw.failed ? 0 : len;
@@ -336,6 +351,13 @@ static bool llm_attempt(struct llm_attempt *a, const char *url, const char *body
         }
         cc = curl_easy_perform(a->curl);
         curl_easy_getinfo(a->curl, CURLINFO_RESPONSE_CODE, &res->http_status);
+        a->delivered |= a->stream.delivered;
+        if (a->stream.stopped) {
+                res->error_class = LLM_ERR_NETWORK;
+                snprintf(res->error, sizeof(res->error), "canceled");
+                a->stopped = true;
+                return false;
+        }
         if (res->error_class == LLM_ERR_TOO_LARGE || res->error_class == LLM_ERR_PROTOCOL)
                 return false;
         if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && a->raw.failed)) {
@@ -385,6 +407,8 @@ static void llm_estimate_usage(const struct llm_request *req, struct llm_result 
                 return;
         for (int i = 0; i < req->nmessages; i++)
                 chars += strlen(req->messages[i].content);
+        if (req->body_json)
+                chars += strlen(req->body_json);
         res->prompt_tokens = (long)(chars / 4 + 1);
         res->completion_tokens = (long)(res->content.len / 4 + 1);
         res->usage_estimated = true;
@@ -394,7 +418,7 @@ int llm_chat(const struct llm_request *req, struct llm_result *res)
 {
         struct llm_attempt a = {.req = req, .res = res};
         struct curl_slist *headers = NULL;
-        json_object *body = llm_body(req);
+        json_object *body = req->body_json ? NULL : llm_body(req);
         char url[1200], auth[600];
         double t0 = llm_now_ms();
         bool again;
@@ -411,13 +435,17 @@ int llm_chat(const struct llm_request *req, struct llm_result *res)
         a.curl = curl_easy_init();
         for (int attempt = 0;; attempt++) {
                 llm_stream_init(&a.stream);
+                a.stream.on_chunk = req->on_chunk;
+                a.stream.on_chunk_arg = req->on_chunk_arg;
                 strbuf_reset(&a.raw);
                 res->ttft_ms = 0;
-                again = llm_attempt(&a, url,
-                                    json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
-                                    headers);
+                again = llm_attempt(
+                        &a, url,
+                        body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN)
+                             : req->body_json,
+                        headers);
                 llm_stream_release(&a.stream);
-                if (!again || attempt >= req->max_retries || llm_should_stop(&a))
+                if (!again || attempt >= req->max_retries || llm_should_stop(&a) || a.delivered)
                         break;
                 res->retries++;
                 log_info("llm call to %s failed (%s: %s); retry %d of %d", req->endpoint,

@@ -59,6 +59,17 @@ struct llm_request {
         bool (*keepalive)(void *arg);
         void *keepalive_arg;
         long keepalive_ms;
+        /* When set, the request body as is (a JSON object text, borrowed) instead of the one
+         * built from model, messages, temperature... (the chat proxy); stream must match its
+         * "stream" field. */
+        const char *body_json;
+        /* When set (streaming only), called for every "data:" chunk of the answer as it
+         * arrives: data is the chunk's JSON text, delta/delta_len its content delta (NULL, 0
+         * when it carries none).  Both are borrowed for the call.  A false return abandons the
+         * call (LLM_ERR_NETWORK "canceled").  Once a chunk was handed over, a failure is not
+         * retried: the caller has passed part of an answer on. */
+        bool (*on_chunk)(void *arg, const char *data, const char *delta, size_t delta_len);
+        void *on_chunk_arg;
 };
 
 struct llm_result {
@@ -94,6 +105,11 @@ struct llm_stream {
         struct strbuf line;
         bool done;
         bool saw_content;
+        /* optional: see llm_request.on_chunk; set after llm_stream_init */
+        bool (*on_chunk)(void *arg, const char *data, const char *delta, size_t delta_len);
+        void *on_chunk_arg;
+        bool delivered; /* on_chunk was called */
+        bool stopped;   /* on_chunk said stop */
 };
 void llm_stream_init(struct llm_stream *st);
 void llm_stream_release(struct llm_stream *st);

@@ -9,13 +9,17 @@ import { initViews, pushEvent, resetEvents } from './js/views.js';
 import { initRuns } from './js/runs.js';
 import { initActionLog } from './js/actionlog.js';
 import { initConversation } from './js/conversation.js';
+import { initPair } from './js/pair.js';
 import { initDecisions } from './js/decisions.js';
+import { initMotivations } from './js/motivations.js';
 import { initAnalytics } from './js/analytics.js';
 import { initLogs } from './js/logs.js';
 import { LiveStream } from './js/live.js';
 import { ensureSession, initAccount } from './js/account.js';
+import { initNotifications } from './js/notifications.js';
+import { initActivity } from './js/activity.js';
 
-const TABS = ['home', 'kanban', 'agents', 'personas', 'providers', 'decisions', 'analytics', 'logs', 'events', 'account', 'users'];
+const TABS = ['home', 'kanban', 'agents', 'personas', 'providers', 'decisions', 'motivations', 'analytics', 'logs', 'events', 'account', 'users'];
 const STORE_KEY = 'loom.project';
 let stream = null;
 let projectSeq = 0;
@@ -225,8 +229,12 @@ async function start() {
   initRuns();
   initActionLog();
   initConversation();
+  initPair();
   initViews();
+  initActivity();
+  initNotifications();
   initDecisions();
+  initMotivations();
   initAnalytics();
   initLogs();
   on('close-drawer', () => {

@@ -213,6 +213,11 @@ static const struct action_spec action_specs[] = {
          {NULL},
          "{\"type\": \"close_bead\", \"bead_id\": \"...\", \"reason\": \"...\"}"},
         {"escalate_ceo", {"reason"}, "{\"type\": \"escalate_ceo\", \"reason\": \"...\"}"},
+        {"remember",
+         {"category", "key", "value"},
+         "{\"type\": \"remember\", \"category\": "
+         "\"convention|build_system|github|failure|lesson\", \"key\": \"...\", \"value\": "
+         "\"...\"} (project memory, kept for later work)"},
         {"done", {NULL}, "{\"type\": \"done\", \"reason\": \"...\"}"},
 };
 

@@ -12,16 +12,28 @@
  * iteration: renew the lease and publish "iteration i/N"; send what fits of the conversation
  * (history.h; a context-length refusal shrinks it and retries); account the call (llm_calls);
  * read the reply leniently (actions.h); carry out the actions (tools.h for files, commands and
- * git; bead actions here); log every action and command; tell the model the results.  The
- * conversation is stored (messages) as it grows, and a later run of the bead resumes it.
+ * git; bead actions and remember here); log every action and command; tell the model the
+ * results.  The conversation is stored (messages) as it grows, and a later run of the bead
+ * resumes it.  Before each LLM call the messages people sent the loop (injections) join it.
+ * The system prompt carries the project's most relevant lessons and its memory; a failed build
+ * or test run is recorded as a lesson (deduplicated and fading, loom_lesson_record).
+ *
+ * Every LLM call is reserved first against the project's and the bead's budgets (budget.h)
+ * and reconciled by its llm_calls record.  A refused reservation ends the run for a person: the
+ * bead waits on a decision to raise the budget, or to allow more spending (the spend gate).  In
+ * a project whose context says require_approval_merge, done work is committed but neither
+ * pushed nor merged: the run ends awaiting approval, and once a person approves, the bead's
+ * next run only pushes and merges, without the model.
  *
  * A run ends with Loom's terminal reasons: completed (done / close_bead), escalated
  * (escalate_ceo files a decision bead that blocks this one), max_iterations, no_actions,
  * parse_failures / validation_failures (8 unusable replies in a row), loop_detected (guard.h),
- * progress_stagnant, provider_error, error.
+ * progress_stagnant, provider_error, error; and budget, awaiting_approval (a gate).
  */
 #include "actions.h"
+#include "budget.h"
 #include "config.h"
+#include "dblog.h"
 #include "err.h"
 #include "guard.h"
 #include "history.h"
@@ -45,6 +57,9 @@
 #define EXEC_ARG_CAP         2000 /* longest string kept in an action's logged args */
 #define EXEC_OUTPUT_LOG_CAP  65536
 #define EXEC_AGENTS_MD_CAP   4000
+#define EXEC_MEMORY_ROWS     "20"
+#define EXEC_MEMORY_CAP      4000 /* characters of project memory in the system prompt */
+#define EXEC_LESSON_SHOWN    600  /* characters of one lesson's detail in the system prompt */
 
 static const char exec_action_format[] =
         "You are an autonomous agent working a bead (a work item) in Loom. Act; never ask the "
@@ -75,8 +90,8 @@ static const char *const exec_slips[] = {
 
 static struct db_stmt exec_claim_stmt = {
         .name = "exec_claim",
-        .sql = "SELECT r.id, r.bead_id, r.max_iterations, r.attempt FROM loom_run_claim($1, "
-               "$2::int) r"
+        .sql = "SELECT r.id, r.bead_id, r.max_iterations, r.attempt, r.project_id,"
+               " coalesce(r.agent_id, '') FROM loom_run_claim($1, $2::int) r"
                " WHERE r.id IS NOT NULL",
         .nparams = 2,
 };
@@ -104,6 +119,9 @@ enum {
         CTX_PREVIOUS,
         CTX_GIT_STRATEGY,
         CTX_ALLOW_NETWORK,
+        CTX_PROVIDER_ID,
+        CTX_MERGE_GATED,
+        CTX_MERGE_APPROVED,
 };
 
 static struct db_stmt exec_context_stmt = {
@@ -117,10 +135,18 @@ static struct db_stmt exec_context_stmt = {
                "                          'last_failed_at', 'redispatch_requested',"
                "                          'redispatch_requested_at', 'terminal_reason',"
                "                          'last_run_error'])::text,"
-               "       (SELECT format('%s: %s', pr.terminal_reason, coalesce(pr.error, ''))"
+               "       (SELECT format('%s: %s%s', pr.terminal_reason, coalesce(pr.error, ''),"
+               "               CASE WHEN pr.terminal_reason = 'awaiting_approval'"
+               "                    AND b.context ? 'ceo_decision' THEN format("
+               "                    '. A person decided: %s (%s)', b.context->>'ceo_decision',"
+               "                    coalesce(b.context->>'ceo_rationale', 'no rationale')) END)"
                "          FROM runs pr WHERE pr.bead_id = r.bead_id AND pr.id < r.id"
                "          ORDER BY pr.id DESC LIMIT 1), p.git_strategy,"
-               "       coalesce(p.context->>'allow_network' IN ('true', '1', 'yes'), false)"
+               "       coalesce(p.context->>'allow_network' IN ('true', '1', 'yes'), false),"
+               "       coalesce(r.provider_id, ''),"
+               "       coalesce(p.context->>'require_approval_merge' IN ('true', '1', 'yes'),"
+               "                false),"
+               "       coalesce(b.context->>'merge_approved' = 'true', false)"
                " FROM runs r JOIN beads b ON b.id = r.bead_id"
                " JOIN projects p ON p.id = r.project_id"
                " JOIN personas pe ON pe.name = r.persona_name"
@@ -139,12 +165,37 @@ static struct db_stmt exec_messages_stmt = {
         .readonly = true,
 };
 
+/* The most relevant lessons: fading with time unseen, weighted by how often they recurred. */
 static struct db_stmt exec_lessons_stmt = {
         .name = "exec_lessons",
-        .sql = "SELECT category, title, detail FROM lessons WHERE project_id = $1"
-               " ORDER BY id DESC LIMIT 5",
+        .sql = "SELECT category, title, detail, occurrences FROM lessons WHERE project_id = $1"
+               " AND loom_lesson_relevance(relevance, last_seen_at) >= 0.1"
+               " ORDER BY loom_lesson_relevance(relevance, last_seen_at) * (1 + ln(occurrences))"
+               " DESC, id DESC LIMIT 5",
         .nparams = 1,
         .readonly = true,
+};
+
+/* Project memory for the prompt: the surest and newest entries first. */
+static struct db_stmt exec_memory_stmt = {
+        .name = "exec_memory",
+        .sql = "SELECT category, key, value, confidence FROM project_memory WHERE project_id = $1"
+               " ORDER BY confidence DESC, updated_at DESC LIMIT " EXEC_MEMORY_ROWS,
+        .nparams = 1,
+        .readonly = true,
+};
+
+static struct db_stmt exec_remember_stmt = {
+        .name = "exec_remember",
+        .sql = "SELECT loom_memory_put($1, $2, $3, $4, $5::real, $6, $7) ->> 'key'",
+        .nparams = 7,
+};
+
+/* A person's messages for the bead, stored in the conversation and marked delivered. */
+static struct db_stmt exec_injections_stmt = {
+        .name = "exec_injections",
+        .sql = "SELECT t FROM loom_injections_take($1::bigint) t",
+        .nparams = 1,
 };
 
 static struct db_stmt exec_message_stmt = {
@@ -208,12 +259,11 @@ static struct db_stmt exec_escalate_stmt = {
         .nparams = 3,
 };
 
+/* Recorded once per distinct failure; a repeat counts and refreshes it (015_pair.sql). */
 static struct db_stmt exec_lesson_stmt = {
         .name = "exec_lesson",
-        .sql = "INSERT INTO lessons (project_id, category, title, detail, source_bead_id,"
-               " source_agent_id) VALUES ($1, $2, left($3, 300), left($4, 2000), $5,"
-               " nullif($6, ''))",
-        .nparams = 6,
+        .sql = "SELECT loom_lesson_record($1, $2, $3, $4, $5, $6, $7)",
+        .nparams = 7,
 };
 
 static struct db_stmt exec_release_stmt = {
@@ -235,6 +285,7 @@ struct exec_settings {
         long lease_s;
         long llm_timeout_s, llm_connect_s, llm_retries;
         long command_timeout_s;
+        long budget_wait_s;
         bool stream;
         const char *projects_dir;
 };
@@ -242,11 +293,17 @@ struct exec_settings {
 struct exec_run {
         struct worker *w;
         const struct exec_settings *cfg;
-        char id[24], bead[64], project[64], agent[64];
+        char id[24], bead[64], project[64], agent[64], provider[64];
         const char *agent_name, *default_branch;
-        bool merge; /* git_strategy "direct": finished work is merged into default_branch */
+        bool merge;       /* git_strategy "direct": finished work is merged into default_branch */
+        bool merge_gated; /* context.require_approval_merge: no push or merge unapproved */
+        bool merge_approved; /* a person approved: this run only pushes and merges */
         int attempt, max_iterations, iterations, bad_replies;
         bool lease_lost;
+        bool unpriced_logged;
+        /* why a reservation stopped the run: gate ("budget", "spend", "merge") for a person,
+         * with the question and figures for the decision; halt for anything else */
+        const char *gate, *gate_question, *gate_detail, *halt;
         const char *endpoint, *api_key, *model;
         size_t budget_chars;
         struct history hist;
@@ -255,6 +312,24 @@ struct exec_run {
         struct guard guard;
         int commits;
 };
+
+/* What the run's database log lines are about (a pointer to a compound literal). */
+#define EXEC_WHERE(run)                                                                            \
+        (&(const struct dblog_where){.project_id = (run)->project,                                 \
+                                     .bead_id = (run)->bead,                                       \
+                                     .agent_id = (run)->agent[0] ? (run)->agent : NULL})
+
+/* The level a run's end is logged at: done is news, a failure of the provider or of Loom is
+ * an error, any other failure a warning. */
+static enum log_level exec_finish_level(const char *reason)
+{
+        if (strcmp(reason, "completed") == 0 || strcmp(reason, "escalated") == 0 ||
+            strcmp(reason, "canceled") == 0)
+                return LOG_LEVEL_INFO;
+        if (strcmp(reason, "provider_error") == 0 || strcmp(reason, "error") == 0)
+                return LOG_LEVEL_ERROR;
+        return LOG_LEVEL_WARN;
+}
 
 static const char *exec_num(struct exec_run *run, long v)
 {
@@ -311,28 +386,34 @@ static void exec_finish(struct exec_run *run, const char *reason, const char *er
         PGresult *res;
 
         if (db_exec(&run->w->db, &exec_finish_stmt, params, &res) != ERR_OK) {
-                log_error("run %s: cannot record its end (%s): %s; the lease will expire", run->id,
-                          reason, run->w->db.errmsg);
+                dblog_write(LOG_LEVEL_ERROR, EXEC_WHERE(run),
+                            "run %s: cannot record its end (%s): %s; the lease will expire",
+                            run->id, reason, run->w->db.errmsg);
                 return;
         }
         if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
-                log_warn("run %s: ended (%s) but it was no longer ours", run->id, reason);
+                dblog_write(LOG_LEVEL_WARN, EXEC_WHERE(run),
+                            "run %s: ended (%s) but it was no longer ours", run->id, reason);
         else
-                log_info("run %s (bead %s) finished: %s after %d iterations%s%s", run->id,
-                         run->bead, reason, run->iterations, error ? ": " : "", error ? error : "");
+                dblog_write(exec_finish_level(reason), EXEC_WHERE(run),
+                            "run %s (bead %s) finished: %s after %d iterations%s%.1500s", run->id,
+                            run->bead, reason, run->iterations, error ? ": " : "",
+                            error ? error : "");
         PQclear(res);
 }
 
+/* key: what makes two lessons the same one (digits and case do not count). */
 static void exec_lesson(struct exec_run *run, const char *category, const char *title,
-                        const char *detail)
+                        const char *detail, const char *key)
 {
-        const char *params[6] = {run->project, category, title, detail, run->bead, run->agent};
+        const char *params[7] = {run->project, category, title, detail, key, run->bead, run->agent};
 
         exec_do(run, &exec_lesson_stmt, params, NULL);
 }
 
-/* The llm_calls row of one call (or one failed call). */
-static void exec_account(struct exec_run *run, const struct llm_result *res, bool ok, bool streamed)
+/* The llm_calls row of one call (or one failed call), reconciling its reservation. */
+static void exec_account(struct exec_run *run, const struct llm_result *res, bool ok, bool streamed,
+                         const char *reservation)
 {
         json_object *c = json_object_new_object();
         const char *params[1];
@@ -362,6 +443,8 @@ static void exec_account(struct exec_run *run, const struct llm_result *res, boo
         }
         json_object_object_add(c, "retries", json_object_new_int(res->retries));
         json_object_object_add(c, "streamed", json_object_new_boolean(streamed));
+        if (reservation[0])
+                json_object_object_add(c, "reservation_id", json_object_new_string(reservation));
         params[0] = arena_strdup(&run->w->arena,
                                  json_object_to_json_string_ext(c, JSON_C_TO_STRING_PLAIN));
         json_object_put(c);
@@ -390,8 +473,68 @@ static bool exec_is_local(const char *endpoint)
 }
 
 /*
- * One call to the model with what fits of the history; a context-length refusal shrinks the
- * history and tries again.  0 with the reply in res, or a negative err_code (res says why).
+ * Reserves the cost of a call of max_tokens on msgs (budget.h).  0: make the call.  Otherwise
+ * the run stops: run->gate says for which person's decision, run->halt why else, or
+ * run->lease_lost.
+ */
+static int exec_reserve(struct exec_run *run, const struct llm_message *msgs, int n, int max_tokens,
+                        struct budget_hold *hold)
+{
+        struct budget_call call = {
+                .run_id = run->id,
+                .owner = run->w->name,
+                .model = run->model,
+                .max_tokens = max_tokens,
+                .wait_ms = run->cfg->budget_wait_s * 1000,
+                .keepalive = exec_keepalive,
+                .keepalive_arg = run,
+                .keepalive_ms = run->cfg->lease_s * 1000 / 3,
+                .cancel = worker_stop_flag(),
+        };
+        int rc;
+
+        for (int i = 0; i < n; i++)
+                call.prompt_chars += strlen(msgs[i].content);
+        rc = budget_reserve(&run->w->db, &run->w->arena, &call, hold);
+        if (rc) {
+                run->halt = arena_printf(&run->w->arena, "cannot reserve the call's budget: %s",
+                                         run->w->db.errmsg);
+                return rc;
+        }
+        if (hold->waited_ms >= BUDGET_WAIT_LOG_MS)
+                log_info("run %s: waited %ld ms for calls in flight to settle the budget (%s)",
+                         run->id, hold->waited_ms, budget_verdict_name(hold->verdict));
+        if (!hold->priced && !run->unpriced_logged) {
+                run->unpriced_logged = true;
+                log_info("run %s: model %s has no price in model_prices: its calls reserve $0, so "
+                         "budgets count only what the provider reports",
+                         run->id, run->model);
+        }
+        switch (hold->verdict) {
+        case BUDGET_GRANTED:
+                return ERR_OK;
+        case BUDGET_REFUSED:
+        case BUDGET_APPROVAL:
+                run->gate = hold->verdict == BUDGET_REFUSED ? "budget" : "spend";
+                run->gate_question = hold->message;
+                run->gate_detail = hold->detail;
+                log_info("run %s (bead %s): %s", run->id, run->bead, hold->message);
+                return ERR_FORBIDDEN;
+        case BUDGET_LOST:
+                run->lease_lost = true;
+                return ERR_CONFLICT;
+        case BUDGET_WAIT:
+                break;
+        }
+        run->halt = arena_printf(&run->w->arena, "budget busy for %ld s: %s",
+                                 run->cfg->budget_wait_s, hold->message);
+        return ERR_UNAVAILABLE;
+}
+
+/*
+ * One call to the model with what fits of the history, its cost reserved first; a
+ * context-length refusal shrinks the history and tries again.  0 with the reply in res, or a
+ * negative err_code (res says why, or the reservation stopped the run: exec_reserve).
  */
 static int exec_call(struct exec_run *run, struct llm_result *res)
 {
@@ -400,6 +543,7 @@ static int exec_call(struct exec_run *run, struct llm_result *res)
         for (int level = 0; level <= HISTORY_MAX_LEVEL; level++) {
                 struct llm_message *msgs;
                 int n = history_view(&run->hist, run->budget_chars, level, &msgs);
+                struct budget_hold hold;
                 struct llm_request req = {
                         .endpoint = run->endpoint,
                         .api_key = run->api_key,
@@ -418,16 +562,20 @@ static int exec_call(struct exec_run *run, struct llm_result *res)
                         .keepalive_arg = run,
                         .keepalive_ms = run->cfg->lease_s * 1000 / 3,
                 };
-                int rc;
+                int rc = exec_reserve(run, msgs, n, req.max_tokens, &hold);
 
+                if (rc)
+                        return rc;
                 llm_result_release(res);
                 llm_result_init(res);
                 rc = llm_chat(&req, res);
-                exec_account(run, res, rc == ERR_OK, streamed);
+                exec_account(run, res, rc == ERR_OK, streamed, hold.reservation);
                 if (rc == ERR_OK || res->error_class != LLM_ERR_CONTEXT_LENGTH)
                         return rc;
-                log_info("run %s: the model's context is full; shrinking the history (level %d)",
-                         run->id, level + 1);
+                dblog_write(LOG_LEVEL_INFO, EXEC_WHERE(run),
+                            "run %s: the model's context is full; shrinking the history (level "
+                            "%d)",
+                            run->id, level + 1);
         }
         return ERR_BAD_GATEWAY;
 }
@@ -607,7 +755,10 @@ static void exec_close_other(struct exec_run *run, const char *bead, const char 
         PQclear(res);
 }
 
-/* Uncommitted work is committed, and the branch pushed when there is a remote. */
+/*
+ * Uncommitted work is committed, and the branch pushed when there is a remote (in a project
+ * that gates merges, only once a person approved).
+ */
 static void exec_wrap_up(struct exec_run *run, int *seq)
 {
         static const char *const steps[] = {"git_commit", "git_push"};
@@ -616,7 +767,7 @@ static void exec_wrap_up(struct exec_run *run, int *seq)
                 json_object *a = json_object_new_object();
                 struct tool_result tr;
 
-                if (i == 1 && !run->ws.has_remote) {
+                if (i == 1 && (!run->ws.has_remote || (run->merge_gated && !run->merge_approved))) {
                         json_object_put(a);
                         break;
                 }
@@ -632,6 +783,48 @@ static void exec_wrap_up(struct exec_run *run, int *seq)
                 tool_result_release(&tr);
                 json_object_put(a);
         }
+}
+
+/* A failed build or test run is a lesson for later work (deduplicated in SQL). */
+static void exec_learn(struct exec_run *run, const char *type, const struct tool_result *tr)
+{
+        struct tool_lesson l;
+
+        if (tools_lesson(type, tr, &l))
+                exec_lesson(run, l.category, l.title, l.detail, l.key);
+}
+
+/* remember: a project memory entry (checked by loom_memory_put), confidence 0.6 unless given. */
+static void exec_remember(struct exec_run *run, json_object *action, struct tool_result *tr)
+{
+        json_object *v;
+        double conf = 0.6;
+        const char *params[7];
+        PGresult *res;
+
+        if (json_object_object_get_ex(action, "confidence", &v) && v) {
+                if (!json_object_is_type(v, json_type_double) &&
+                    !json_object_is_type(v, json_type_int)) {
+                        strbuf_addstr(&tr->text, "error: confidence must be a number from 0 to 1");
+                        return;
+                }
+                conf = json_object_get_double(v);
+        }
+        params[0] = run->project;
+        params[1] = exec_str(action, "category");
+        params[2] = exec_str(action, "key");
+        params[3] = exec_str(action, "value");
+        params[4] = arena_printf(&run->w->arena, "%.4f", conf);
+        params[5] = run->bead;
+        params[6] = run->agent_name;
+        if (db_exec(&run->w->db, &exec_remember_stmt, params, &res) != ERR_OK) {
+                strbuf_addf(&tr->text, "error: %s", run->w->db.errmsg);
+                return;
+        }
+        tr->ok = true;
+        strbuf_addf(&tr->text, "remembered %s/%s for this project", params[1],
+                    PQgetvalue(res, 0, 0));
+        PQclear(res);
 }
 
 /* True for the types that run a program (their lease is stretched to cover it). */
@@ -663,6 +856,10 @@ static const char *exec_apply(struct exec_run *run, json_object *actions, struct
                 clock_gettime(CLOCK_MONOTONIC, &t0);
                 if (actions_check(a, err, sizeof(err)) != ERR_OK) {
                         strbuf_addf(&tr.text, "error: %s", err);
+                } else if (run->merge_gated && strcmp(type, "git_push") == 0) {
+                        strbuf_addstr(&tr.text, "error: in this project a person approves every "
+                                                "push; commit your work and finish with done, "
+                                                "and it is pushed once approved");
                 } else if (tools_handles(type)) {
                         if (exec_runs_program(type) &&
                             !exec_progress(run, run->cfg->command_timeout_s + run->cfg->lease_s,
@@ -672,6 +869,9 @@ static const char *exec_apply(struct exec_run *run, json_object *actions, struct
                         }
                         if (tools_run(&run->tenv, type, a, &tr) != ERR_OK)
                                 strbuf_addstr(&tr.text, "error: internal failure; try again");
+                        exec_learn(run, type, &tr);
+                } else if (strcmp(type, "remember") == 0) {
+                        exec_remember(run, a, &tr);
                 } else if (strcmp(type, "done") == 0 ||
                            (strcmp(type, "close_bead") == 0 &&
                             (!exec_str(a, "bead_id") ||
@@ -763,7 +963,17 @@ static const char *exec_turn(struct exec_run *run, char *err, size_t errlen)
                         llm_result_release(&res);
                         return run->lease_lost ? "lease_lost" : NULL; /* NULL: handed back */
                 }
+                if (run->gate || run->halt) {
+                        llm_result_release(&res);
+                        snprintf(err, errlen, "%s", run->gate ? run->gate_question : run->halt);
+                        return !run->gate                         ? "error"
+                               : strcmp(run->gate, "budget") == 0 ? "budget"
+                                                                  : "awaiting_approval";
+                }
                 snprintf(err, errlen, "%s: %s", llm_error_class_name(res.error_class), res.error);
+                dblog_write(LOG_LEVEL_ERROR, EXEC_WHERE(run),
+                            "run %s: provider %s (model %s) failed after %d retries: %s", run->id,
+                            run->provider[0] ? run->provider : "?", run->model, res.retries, err);
                 llm_result_release(&res);
                 return "provider_error";
         }
@@ -810,7 +1020,8 @@ static const char *exec_turn(struct exec_run *run, char *err, size_t errlen)
                             arena_printf(&run->w->arena,
                                          "Repeating %.500s did not move the work forward; "
                                          "try a different approach.",
-                                         list));
+                                         list),
+                            list);
                 json_object_put(root);
                 return "loop_detected";
         }
@@ -835,7 +1046,7 @@ static const char *exec_turn(struct exec_run *run, char *err, size_t errlen)
         if (!reason && guard_stagnant(&run->guard, run->iterations, stag, sizeof(stag))) {
                 snprintf(err, errlen, "no progress: %s", stag);
                 exec_lesson(run, "loop_pattern",
-                            arena_printf(&run->w->arena, "Bead %s stalled", run->bead), stag);
+                            arena_printf(&run->w->arena, "Bead %s stalled", run->bead), stag, stag);
                 reason = "progress_stagnant";
         }
         if (repeats == GUARD_LOOP_REPEATS - 1)
@@ -851,7 +1062,33 @@ static const char *exec_turn(struct exec_run *run, char *err, size_t errlen)
         return reason;
 }
 
-/* The system prompt: action format, rules, persona, project guidance, lessons. */
+/* The project's memory, surest and newest first, at most EXEC_MEMORY_CAP characters. */
+static void exec_memory_prompt(struct exec_run *run, struct strbuf *sb)
+{
+        const char *params[1] = {run->project};
+        size_t used = 0;
+        PGresult *res;
+
+        if (!exec_do(run, &exec_memory_stmt, params, &res))
+                return;
+        if (PQntuples(res) > 0)
+                strbuf_addstr(sb, "\n# Project memory (what is known about this project; add to "
+                                  "it with remember)\n");
+        for (int i = 0; i < PQntuples(res); i++) {
+                const char *line =
+                        arena_printf(&run->w->arena, "- [%s] %s: %.1000s\n", PQgetvalue(res, i, 0),
+                                     PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+                size_t n = strlen(line);
+
+                if (used + n > EXEC_MEMORY_CAP)
+                        break;
+                strbuf_addstr(sb, line);
+                used += n;
+        }
+        PQclear(res);
+}
+
+/* The system prompt: action format, rules, persona, project guidance, lessons, memory. */
 static const char *exec_system_prompt(struct exec_run *run, PGresult *ctx)
 {
         struct strbuf sb;
@@ -881,10 +1118,12 @@ static const char *exec_system_prompt(struct exec_run *run, PGresult *ctx)
                 if (PQntuples(res) > 0)
                         strbuf_addstr(&sb, "\n# Lessons from earlier work in this project\n");
                 for (int i = 0; i < PQntuples(res); i++)
-                        strbuf_addf(&sb, "- [%s] %s: %s\n", PQgetvalue(res, i, 0),
-                                    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+                        strbuf_addf(&sb, "- [%s] %s (seen %s times): %.*s\n", PQgetvalue(res, i, 0),
+                                    PQgetvalue(res, i, 1), PQgetvalue(res, i, 3), EXEC_LESSON_SHOWN,
+                                    PQgetvalue(res, i, 2));
                 PQclear(res);
         }
+        exec_memory_prompt(run, &sb);
         text = arena_strdup(&run->w->arena, sb.buf);
         strbuf_release(&sb);
         return text;
@@ -931,6 +1170,125 @@ static void exec_open_conversation(struct exec_run *run, PGresult *ctx)
                               PQgetvalue(ctx, 0, CTX_BEAD_CONTEXT), run->max_iterations));
 }
 
+/* Merges the bead's branch into the default branch (git_strategy direct); err says why not. */
+static int exec_merge(struct exec_run *run, char *err, size_t errlen)
+{
+        char why[700];
+
+        if (workspace_merge(run->cfg->projects_dir, run->project, run->default_branch, run->bead,
+                            run->agent_name, run->tenv.author_email, why, sizeof(why)) == ERR_OK)
+                return ERR_OK;
+        snprintf(err, errlen,
+                 "the work is done on %.100s but merging it into %.100s failed: %.600s",
+                 run->ws.branch, run->default_branch, why);
+        return ERR_CONFLICT;
+}
+
+/* An approved merge: what is left is committed and the branch pushed (exec_conclude merges);
+ * no LLM call. */
+static const char *exec_merge_approved(struct exec_run *run, char *err, size_t errlen)
+{
+        int seq = 0;
+
+        log_info("run %s: a person approved %s; pushing and merging without the model", run->id,
+                 run->ws.branch);
+        if (!exec_progress(run, run->cfg->command_timeout_s + run->cfg->lease_s, NULL))
+                return "lease_lost";
+        exec_wrap_up(run, &seq);
+        snprintf(err, errlen, "%s after approval", run->merge ? "merged" : "pushed");
+        return "completed";
+}
+
+/* Done work in a project that approves merges: the question for the person. */
+static void exec_gate_merge(struct exec_run *run, const char *summary)
+{
+        json_object *d = json_object_new_object();
+        const char *says = summary[0] ? " The agent says: " : "";
+
+        json_object_object_add(d, "branch", json_object_new_string(run->default_branch));
+        json_object_object_add(d, "bead_branch", json_object_new_string(run->ws.branch));
+        json_object_object_add(d, "strategy",
+                               json_object_new_string(run->merge ? "direct" : "branch-pr"));
+        run->gate = "merge";
+        run->gate_detail = arena_strdup(&run->w->arena,
+                                        json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN));
+        json_object_put(d);
+        if (run->merge)
+                run->gate_question =
+                        arena_printf(&run->w->arena, "approve merge of %s into %s?%s%.1500s",
+                                     run->ws.branch, run->default_branch, says, summary);
+        else
+                run->gate_question = arena_printf(
+                        &run->w->arena,
+                        "approve pushing %s for review (branch-pr: it is not merged into %s)?"
+                        "%s%.1500s",
+                        run->ws.branch, run->default_branch, says, summary);
+}
+
+/* Ends the run for a person's decision (run->gate); the executor is free at once. */
+static void exec_gate(struct exec_run *run)
+{
+        char did[64];
+
+        if (budget_gate(&run->w->db, run->id, run->w->name, run->gate, run->gate_question,
+                        run->gate_detail, run->iterations, did, sizeof(did)) != ERR_OK) {
+                log_error("run %s: cannot stop it for a person (%s): %s; the lease will expire",
+                          run->id, run->gate, run->w->db.errmsg);
+                return;
+        }
+        if (!did[0])
+                log_warn("run %s: stopped for a person (%s), but the run or its bead had moved on",
+                         run->id, run->gate);
+        else
+                log_info("run %s (bead %s) waits for a person: decision %s (%s) after %d "
+                         "iterations: %s",
+                         run->id, run->bead, did, run->gate, run->iterations, run->gate_question);
+}
+
+/*
+ * The end of a run: a person's decision when a gate holds it (a refused reservation, or done
+ * work in a project that approves merges), else the merge of done work and the run's end.
+ */
+static void exec_conclude(struct exec_run *run, const char *reason, char *err, size_t errlen)
+{
+        bool done = strcmp(reason, "completed") == 0;
+
+        if (done && run->merge_gated && !run->merge_approved)
+                exec_gate_merge(run, err);
+        if (run->gate) {
+                exec_gate(run);
+                return;
+        }
+        if (done && run->merge && exec_merge(run, err, errlen) != ERR_OK) {
+                reason = "error";
+                done = false;
+        }
+        exec_finish(run, reason, err[0] ? err : NULL);
+        if (done &&
+            workspace_release(run->cfg->projects_dir, run->project, run->bead, err, errlen) != 0)
+                dblog_write(LOG_LEVEL_WARN, EXEC_WHERE(run), "run %s: worktree kept: %s", run->id,
+                            err);
+}
+
+/*
+ * What people said to the loop since the last iteration (POST /conversations/{bead}/inject):
+ * stored in the conversation and marked delivered by one statement, added to the history here.
+ */
+static void exec_take_injections(struct exec_run *run)
+{
+        const char *params[1] = {run->id};
+        PGresult *res;
+
+        if (!exec_do(run, &exec_injections_stmt, params, &res))
+                return;
+        for (int i = 0; i < PQntuples(res); i++)
+                history_add(&run->hist, "user", PQgetvalue(res, i, 0));
+        if (PQntuples(res) > 0)
+                log_info("run %s: %d message%s from people added to the conversation", run->id,
+                         PQntuples(res), PQntuples(res) == 1 ? "" : "s");
+        PQclear(res);
+}
+
 /* Loads the bead, persona and provider, prepares the worktree, and runs the loop to its end. */
 static int exec_run(struct exec_run *run)
 {
@@ -950,6 +1308,7 @@ static int exec_run(struct exec_run *run)
         }
         snprintf(run->project, sizeof(run->project), "%s", PQgetvalue(ctx, 0, CTX_PROJECT));
         snprintf(run->agent, sizeof(run->agent), "%s", PQgetvalue(ctx, 0, CTX_AGENT));
+        snprintf(run->provider, sizeof(run->provider), "%s", PQgetvalue(ctx, 0, CTX_PROVIDER_ID));
         run->agent_name = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_AGENT_NAME));
         run->endpoint = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_ENDPOINT));
         /* opened into the tick's arena, which wipes it when the run is over */
@@ -967,6 +1326,8 @@ static int exec_run(struct exec_run *run)
         run->model = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_MODEL));
         run->default_branch = arena_strdup(&run->w->arena, PQgetvalue(ctx, 0, CTX_DEFAULT_BRANCH));
         run->merge = strcmp(PQgetvalue(ctx, 0, CTX_GIT_STRATEGY), "direct") == 0;
+        run->merge_gated = strcmp(PQgetvalue(ctx, 0, CTX_MERGE_GATED), "t") == 0;
+        run->merge_approved = strcmp(PQgetvalue(ctx, 0, CTX_MERGE_APPROVED), "t") == 0;
         run->budget_chars =
                 (size_t)strtol(PQgetvalue(ctx, 0, CTX_CONTEXT_WINDOW), NULL, 10) * 4 * 8 / 10;
         if (workspace_prepare(run->cfg->projects_dir, run->project,
@@ -993,19 +1354,27 @@ static int exec_run(struct exec_run *run)
                 .sandbox = &exec_sandbox,
                 .allow_network = strcmp(PQgetvalue(ctx, 0, CTX_ALLOW_NETWORK), "t") == 0,
         };
-        log_info("run %s: commands run in sandbox %s, network %s", run->id,
-                 sandbox_mode_name(exec_sandbox.mode),
-                 exec_sandbox.mode != SANDBOX_BWRAP ? "not isolated"
-                 : run->tenv.allow_network          ? "allowed (context.allow_network)"
-                                                    : "off");
-        exec_open_conversation(run, ctx);
+        if (exec_sandbox.mode == SANDBOX_BWRAP)
+                log_info("run %s: commands run in sandbox %s, network %s", run->id,
+                         sandbox_mode_name(exec_sandbox.mode),
+                         run->tenv.allow_network ? "allowed (context.allow_network)" : "off");
+        else
+                dblog_write(LOG_LEVEL_WARN, EXEC_WHERE(run),
+                            "run %s: commands are not isolated (sandbox %s): rlimits, the "
+                            "program allowlist and no_new_privs only",
+                            run->id, sandbox_mode_name(exec_sandbox.mode));
+        if (run->merge_approved)
+                reason = exec_merge_approved(run, err, sizeof(err));
+        else
+                exec_open_conversation(run, ctx);
         PQclear(ctx);
         while (!reason && run->iterations < run->max_iterations) {
                 if (*worker_stop_flag()) {
                         const char *rp[2] = {run->id, run->w->name};
 
                         exec_do(run, &exec_release_stmt, rp, NULL);
-                        log_info("run %s: handed back to the queue (shutting down)", run->id);
+                        dblog_write(LOG_LEVEL_INFO, EXEC_WHERE(run),
+                                    "run %s: handed back to the queue (shutting down)", run->id);
                         return ERR_OK;
                 }
                 run->iterations++;
@@ -1013,32 +1382,17 @@ static int exec_run(struct exec_run *run)
                             run, run->cfg->lease_s,
                             arena_printf(&run->w->arena, "{\"agent\": \"%s\"}", run->agent_name)))
                         break;
+                exec_take_injections(run);
                 reason = exec_turn(run, err, sizeof(err));
         }
         if (run->lease_lost || (reason && strcmp(reason, "lease_lost") == 0)) {
-                log_warn("run %s: lease lost (expired or canceled); abandoning it", run->id);
+                dblog_write(LOG_LEVEL_WARN, EXEC_WHERE(run),
+                            "run %s: lease lost (expired or canceled); abandoning it", run->id);
                 return ERR_OK;
         }
         if (!reason)
                 snprintf(err, sizeof(err), "used all %d iterations", run->max_iterations);
-        if (reason && strcmp(reason, "completed") == 0 && run->merge) {
-                char why[700];
-
-                if (workspace_merge(run->cfg->projects_dir, run->project, run->default_branch,
-                                    run->bead, run->agent_name, run->tenv.author_email, why,
-                                    sizeof(why)) != ERR_OK) {
-                        reason = "error";
-                        snprintf(err, sizeof(err),
-                                 "the work is done on %.100s but merging it into %.100s failed: "
-                                 "%.600s",
-                                 run->ws.branch, run->default_branch, why);
-                }
-        }
-        exec_finish(run, reason ? reason : "max_iterations", err[0] ? err : NULL);
-        if (reason && strcmp(reason, "completed") == 0 &&
-            workspace_release(run->cfg->projects_dir, run->project, run->bead, err, sizeof(err)) !=
-                    0)
-                log_warn("run %s: worktree kept: %s", run->id, err);
+        exec_conclude(run, reason ? reason : "max_iterations", err, sizeof(err));
         return ERR_OK;
 }
 
@@ -1058,6 +1412,7 @@ static int executor_tick(struct worker *w)
                 cfg.llm_connect_s = config_long("LOOM_LLM_CONNECT_TIMEOUT_SECONDS", 10, 1, 300);
                 cfg.llm_retries = config_long("LOOM_LLM_RETRIES", 3, 0, 10);
                 cfg.command_timeout_s = config_long("LOOM_COMMAND_TIMEOUT_SECONDS", 300, 1, 3600);
+                cfg.budget_wait_s = config_long("LOOM_BUDGET_WAIT_SECONDS", 300, 1, 3600);
                 cfg.stream = config_long("LOOM_LLM_STREAM", 1, 0, 1) == 1;
                 cfg.projects_dir = config_str("LOOM_PROJECTS_DIR", NULL);
                 if (!cfg.projects_dir) {
@@ -1080,8 +1435,11 @@ static int executor_tick(struct worker *w)
         snprintf(run.bead, sizeof(run.bead), "%s", PQgetvalue(res, 0, 1));
         run.max_iterations = (int)strtol(PQgetvalue(res, 0, 2), NULL, 10);
         run.attempt = (int)strtol(PQgetvalue(res, 0, 3), NULL, 10);
+        snprintf(run.project, sizeof(run.project), "%s", PQgetvalue(res, 0, 4));
+        snprintf(run.agent, sizeof(run.agent), "%s", PQgetvalue(res, 0, 5));
         PQclear(res);
-        log_info("run %s: working bead %s (attempt %d)", run.id, run.bead, run.attempt);
+        dblog_write(LOG_LEVEL_INFO, EXEC_WHERE(&run), "run %s: started on bead %s (attempt %d)",
+                    run.id, run.bead, run.attempt);
         history_init(&run.hist, &w->arena);
         guard_init(&run.guard);
         rc = exec_run(&run);
@@ -1095,17 +1453,18 @@ static bool exec_sandbox_setup(void)
         char err[700], desc[1200];
 
         if (sandbox_setup(&exec_sandbox, err, sizeof(err)) != ERR_OK) {
-                log_error("refusing to start: %s", err);
+                dblog_write(LOG_LEVEL_ERROR, NULL, "refusing to start: %s", err);
                 return false;
         }
         sandbox_describe(&exec_sandbox, desc, sizeof(desc));
         if (exec_sandbox.mode == SANDBOX_BWRAP)
                 log_info("sandbox: commands run in %s", desc);
         else
-                log_warn("SANDBOX %s: commands are NOT isolated by bwrap (%s); they run with "
-                         "rlimits, the program allowlist and no_new_privs only; %s",
-                         exec_sandbox.mode == SANDBOX_OFF ? "OFF" : "UNAVAILABLE",
-                         exec_sandbox.reason, desc);
+                dblog_write(LOG_LEVEL_WARN, NULL,
+                            "SANDBOX %s: commands are NOT isolated by bwrap (%s); they run with "
+                            "rlimits, the program allowlist and no_new_privs only; %s",
+                            exec_sandbox.mode == SANDBOX_OFF ? "OFF" : "UNAVAILABLE",
+                            exec_sandbox.reason, desc);
         return true;
 }
 
@@ -1125,8 +1484,13 @@ int main(void)
                 log_error("%s", err);
                 return 1;
         }
-        if (!exec_sandbox_setup())
+        /* before the sandbox probe, so its warning reaches the logs table too */
+        if (dblog_start(config_database_url(), config_str("LOOM_WORKER_NAME", def.name)) != ERR_OK)
+                log_warn("cannot start the database log writer; logging to stderr only");
+        if (!exec_sandbox_setup()) {
+                dblog_stop(2000);
                 return 1;
+        }
         if (httpc_global_init() != 0) {
                 log_error("cannot initialise libcurl");
                 return 1;

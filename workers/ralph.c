@@ -4,6 +4,7 @@
  *
  * Each beat (ralph_tick):
  *   - re-queues runs whose lease expired (their executor died), blocking the bead after three;
+ *   - releases budget reservations no live run holds any more (sql/012_budgets.sql);
  *   - resets agents stuck "working" with no live run; blocks beads whose errors loop; gives
  *     beads blocked for a transient cause another chance after a cool-down;
  *   - registers the provider from LOOM_PROVIDER_URL / LOOM_PROVIDER_API_KEY /
@@ -12,13 +13,24 @@
  *   - probes providers that are new, changed, or last checked over 60 s ago (10 s when the
  *     last probe failed), with
  *     GET {endpoint}/models (no tokens spent), and records healthy/failed, latency and error;
- *   - keeps the events table bounded (LOOM_EVENTS_RETENTION_DAYS, default 30), in batches.
- * Every change it makes is an event.  Ticks never overlap: the loop is single-threaded.
+ *   - evaluates the motivations (workers/motivation.c): calendar, event, threshold and idle
+ *     conditions, each motivation in its own transaction, firing at most 10 per tick;
+ *   - keeps the events table bounded (LOOM_EVENTS_RETENTION_DAYS, default 30, with the activity
+ *     feed and read notifications) and the logs table (LOOM_LOGS_RETENTION_DAYS, default 7), in
+ *     batches;
+ *   - drops pair sessions 7 days after their last use, injected messages after 7 days, and
+ *     lessons whose relevance has faded below 2 % (loom_pair_prune);
+ *   - folds the metric rows of loom-api / loom-sse processes silent for an hour into the
+ *     database's own (counters keep growing across restarts, the table stays small).
+ * Every change it makes is an event, and a line in the logs table (shared/dblog.h).  Ticks
+ * never overlap: the loop is single-threaded.
  */
 #include "config.h"
+#include "dblog.h"
 #include "err.h"
 #include "httpc.h"
 #include "log.h"
+#include "motivation.h"
 #include "secret.h"
 #include "worker.h"
 
@@ -31,6 +43,7 @@
 #define RALPH_PROBE_FAILED_S "10" /* a failed provider is retried sooner */
 #define RALPH_PROBE_TIMEOUT  10000
 #define RALPH_PROBE_MAX_BODY ((size_t)4 << 20)
+#define RALPH_METRICS_STALE  "3600" /* seconds before a silent process's metrics are folded */
 
 /* The oldest 10,000 events by id, of which those past retention go: bounded work per tick. */
 static struct db_stmt ralph_prune_events_stmt = {
@@ -39,6 +52,25 @@ static struct db_stmt ralph_prune_events_stmt = {
                " (SELECT id, created_at FROM events ORDER BY id LIMIT 10000) s"
                " WHERE s.created_at < now() - make_interval(days => $1::int))",
         .nparams = 1,
+};
+
+/* The activity feed and read notifications, with the same retention (sql/013_activity.sql). */
+static struct db_stmt ralph_prune_activity_stmt = {
+        .name = "ralph_prune_activity",
+        .sql = "SELECT loom_activity_prune($1::int)",
+        .nparams = 1,
+};
+
+static struct db_stmt ralph_prune_logs_stmt = {
+        .name = "ralph_prune_logs",
+        .sql = "SELECT loom_logs_prune($1::int)",
+        .nparams = 1,
+};
+
+static struct db_stmt ralph_fold_metrics_stmt = {
+        .name = "ralph_fold_metrics",
+        .sql = "SELECT loom_metrics_fold(" RALPH_METRICS_STALE ")",
+        .nparams = 0,
 };
 
 static struct db_stmt ralph_due_stmt = {
@@ -78,7 +110,7 @@ static int ralph_probed(struct worker *w, const char *id, double ms, const char 
 
         snprintf(latency, sizeof(latency), "%.0f", ms);
         if (*err)
-                log_warn("provider %s failed its probe: %s", id, err);
+                dblog_write(LOG_LEVEL_WARN, NULL, "provider %s failed its probe: %s", id, err);
         rc = db_exec(&w->db, &ralph_probed_stmt, params, &out);
         PQclear(out);
         return rc;
@@ -136,7 +168,8 @@ static int ralph_bootstrap_provider(struct worker *w)
         if (key) {
                 rc = secret_seal(&w->arena, key, &params[1]);
                 if (rc) {
-                        log_error("cannot seal LOOM_PROVIDER_API_KEY: %s", err_strerror(rc));
+                        dblog_write(LOG_LEVEL_ERROR, NULL, "cannot seal LOOM_PROVIDER_API_KEY: %s",
+                                    err_strerror(rc));
                         done = true;
                         return rc;
                 }
@@ -144,12 +177,14 @@ static int ralph_bootstrap_provider(struct worker *w)
         params[2] = config_str("LOOM_PROVIDER_MODEL", NULL);
         rc = db_exec(&w->db, &ralph_bootstrap_stmt, params, &res);
         if (rc) {
-                log_error("cannot register LOOM_PROVIDER_URL as a provider: %s", w->db.errmsg);
+                dblog_write(LOG_LEVEL_ERROR, NULL,
+                            "cannot register LOOM_PROVIDER_URL as a provider: %s", w->db.errmsg);
                 done = true; /* a bad URL will not get better by retrying */
                 return rc;
         }
         if (PQntuples(res) > 0)
-                log_info("registered provider 'default' from LOOM_PROVIDER_URL");
+                dblog_write(LOG_LEVEL_INFO, NULL,
+                            "registered provider 'default' from LOOM_PROVIDER_URL");
         PQclear(res);
         done = true;
         return ERR_OK;
@@ -170,7 +205,36 @@ static int ralph_prune_events(struct worker *w)
         if (rc)
                 return rc;
         if (*PQcmdTuples(res) && PQcmdTuples(res)[0] != '0')
-                log_info("pruned %s events older than %ld days", PQcmdTuples(res), days);
+                dblog_write(LOG_LEVEL_INFO, NULL, "pruned %s events older than %ld days",
+                            PQcmdTuples(res), days);
+        PQclear(res);
+        rc = db_exec(&w->db, &ralph_prune_activity_stmt, params, &res);
+        if (rc)
+                return rc;
+        if (strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+                log_info("pruned %s activities and read notifications older than %ld days",
+                         PQgetvalue(res, 0, 0), days);
+        PQclear(res);
+        return ERR_OK;
+}
+
+static int ralph_prune_logs(struct worker *w)
+{
+        static long days = -1;
+        char days_s[16];
+        const char *params[1] = {days_s};
+        PGresult *res;
+        int rc;
+
+        if (days < 0)
+                days = config_long("LOOM_LOGS_RETENTION_DAYS", 7, 1, 36500);
+        snprintf(days_s, sizeof(days_s), "%ld", days);
+        rc = db_exec(&w->db, &ralph_prune_logs_stmt, params, &res);
+        if (rc)
+                return rc;
+        if (strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+                dblog_write(LOG_LEVEL_INFO, NULL, "pruned %s log lines older than %ld days",
+                            PQgetvalue(res, 0, 0), days);
         PQclear(res);
         return ERR_OK;
 }
@@ -179,6 +243,12 @@ static struct db_stmt ralph_expire_stmt = {
         .name = "ralph_expire_runs",
         .sql = "SELECT loom_runs_expire($1::int)",
         .nparams = 1,
+};
+
+static struct db_stmt ralph_release_budget_stmt = {
+        .name = "ralph_release_budget",
+        .sql = "SELECT loom_budget_release_stale()",
+        .nparams = 0,
 };
 
 static struct db_stmt ralph_reset_agents_stmt = {
@@ -193,15 +263,22 @@ static struct db_stmt ralph_block_loops_stmt = {
         .nparams = 0,
 };
 
+/* Expired pair sessions, week-old injections, faded lessons (015_pair.sql). */
+static struct db_stmt ralph_pair_prune_stmt = {
+        .name = "ralph_pair_prune",
+        .sql = "SELECT loom_pair_prune()",
+        .nparams = 0,
+};
+
 static struct db_stmt ralph_recover_stmt = {
         .name = "ralph_recover",
         .sql = "SELECT loom_beads_recover($1::int, $2::int)",
         .nparams = 2,
 };
 
-/* Runs one maintenance statement that returns how many things it did; logs when any. */
+/* Runs one maintenance statement that returns how many things it did; logs at level when any. */
 static int ralph_phase(struct worker *w, struct db_stmt *st, const char *const *params,
-                       const char *what)
+                       enum log_level level, const char *what)
 {
         PGresult *res;
         int rc = db_exec(&w->db, st, params, &res);
@@ -209,7 +286,7 @@ static int ralph_phase(struct worker *w, struct db_stmt *st, const char *const *
         if (rc)
                 return rc;
         if (strcmp(PQgetvalue(res, 0, 0), "0") != 0)
-                log_info("%s %s", PQgetvalue(res, 0, 0), what);
+                dblog_write(level, NULL, "%s %s", PQgetvalue(res, 0, 0), what);
         PQclear(res);
         return ERR_OK;
 }
@@ -234,10 +311,11 @@ static void ralph_settings_load(struct ralph_settings *cfg)
 
 /*
  * One beat, Loom's phases in order: runs whose executor vanished go back to the queue (or
- * their bead is blocked after LOOM_MAX_ATTEMPTS); agents "working" with no live run for 5 min
+ * their bead is blocked after LOOM_MAX_ATTEMPTS), and what they had reserved of a budget is
+ * released; agents "working" with no live run for 5 min
  * go idle; beads whose error history shows a loop are blocked; every 100 s, beads blocked for
  * a transient cause get another chance (30 min; auth errors 2 h; budget blocks never).  Then
- * providers: the bootstrap one, health probes; then pruning.
+ * providers: the bootstrap one, health probes; then motivations; then pruning.
  */
 static int ralph_tick(struct worker *w)
 {
@@ -250,16 +328,22 @@ static int ralph_tick(struct worker *w)
         if (!cfg.attempts[0])
                 ralph_settings_load(&cfg);
         params[0] = cfg.attempts;
-        rc = ralph_phase(w, &ralph_expire_stmt, params, "runs had expired leases");
+        rc = ralph_phase(w, &ralph_expire_stmt, params, LOG_LEVEL_WARN,
+                         "runs had expired leases (re-queued, or their beads blocked)");
+        if (!rc)
+                rc = ralph_phase(w, &ralph_release_budget_stmt, NULL, LOG_LEVEL_INFO,
+                                 "stale budget reservations released");
         params[0] = cfg.stuck_s;
         if (!rc)
-                rc = ralph_phase(w, &ralph_reset_agents_stmt, params, "stuck agents reset to idle");
+                rc = ralph_phase(w, &ralph_reset_agents_stmt, params, LOG_LEVEL_WARN,
+                                 "stuck agents reset to idle");
         if (!rc)
-                rc = ralph_phase(w, &ralph_block_loops_stmt, NULL, "looping beads blocked");
+                rc = ralph_phase(w, &ralph_block_loops_stmt, NULL, LOG_LEVEL_WARN,
+                                 "looping beads blocked");
         if (!rc && now - last_recover >= cfg.recover_every_s) {
                 params[0] = cfg.recover_s;
                 params[1] = cfg.auth_recover_s;
-                rc = ralph_phase(w, &ralph_recover_stmt, params,
+                rc = ralph_phase(w, &ralph_recover_stmt, params, LOG_LEVEL_INFO,
                                  "blocked beads recovered for another try");
                 if (!rc)
                         last_recover = now;
@@ -269,7 +353,17 @@ static int ralph_tick(struct worker *w)
         if (!rc)
                 rc = ralph_probe_due(w);
         if (!rc)
+                rc = motivation_phase(w);
+        if (!rc)
                 rc = ralph_prune_events(w);
+        if (!rc)
+                rc = ralph_phase(w, &ralph_pair_prune_stmt, NULL, LOG_LEVEL_INFO,
+                                 "expired pair sessions, old injections and faded lessons pruned");
+        if (!rc)
+                rc = ralph_prune_logs(w);
+        if (!rc)
+                rc = ralph_phase(w, &ralph_fold_metrics_stmt, NULL, LOG_LEVEL_DEBUG,
+                                 "silent processes' metrics folded");
         return rc;
 }
 

@@ -2320,6 +2320,84 @@ bool tools_handles(const char *type)
         return tools_find(type) != NULL;
 }
 
+/* ---- lessons ----------------------------------------------------------------------------- */
+
+/* Lines of a program's result that are ours, not the program's output. */
+static bool tools_is_status_line(const char *line, size_t n)
+{
+        return (n >= 2 && line[0] == '$' && line[1] == ' ') ||
+               (n >= 9 && strncmp(line, "exit code", 9) == 0) ||
+               (n >= 9 && strncmp(line, "timed out", 9) == 0) || (n >= 1 && line[0] == '[') ||
+               (n >= 1 && line[0] == '(');
+}
+
+/* True when the line looks like the one that says what went wrong. */
+static bool tools_is_error_line(const char *line, size_t n)
+{
+        static const char *const marks[] = {"error",  "fail",      "undefined", "traceback",
+                                            "assert", "not found", "cannot",    "no such file"};
+        char low[256];
+        size_t m = n < sizeof(low) - 1 ? n : sizeof(low) - 1;
+
+        for (size_t i = 0; i < m; i++)
+                low[i] = (char)((line[i] >= 'A' && line[i] <= 'Z') ? line[i] + 32 : line[i]);
+        low[m] = '\0';
+        for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+                if (strstr(low, marks[i]))
+                        return true;
+        }
+        return false;
+}
+
+/* The program output's first error-looking line, else its last non-empty one, into out. */
+static void tools_key_line(const char *text, char *out, size_t outlen)
+{
+        const char *last = NULL, *p = text;
+        size_t last_n = 0;
+
+        out[0] = '\0';
+        while (*p) {
+                size_t n = strcspn(p, "\n");
+                size_t lead = strspn(p, " \t");
+
+                if (n > lead && !tools_is_status_line(p + lead, n - lead)) {
+                        if (tools_is_error_line(p + lead, n - lead)) {
+                                snprintf(out, outlen, "%.*s", (int)(n - lead), p + lead);
+                                return;
+                        }
+                        last = p + lead;
+                        last_n = n - lead;
+                }
+                p += n + (p[n] == '\n');
+        }
+        if (last)
+                snprintf(out, outlen, "%.*s", (int)last_n, last);
+}
+
+bool tools_lesson(const char *type, const struct tool_result *res, struct tool_lesson *out)
+{
+        bool build = type && strcmp(type, "build_project") == 0;
+        char line[240];
+        size_t len, from;
+
+        if ((!build && !(type && strcmp(type, "run_tests") == 0)) || !res->ran_command ||
+            (res->exit_code == 0 && !res->timed_out))
+                return false;
+        tools_key_line(res->text.buf, line, sizeof(line));
+        if (!line[0])
+                snprintf(line, sizeof(line), "exit code %d", res->exit_code);
+        out->category = build ? "compiler_error" : "test_failure";
+        snprintf(out->title, sizeof(out->title), "%s %s: %s", build ? "Build" : "Tests",
+                 res->timed_out ? "timed out" : "failed", line);
+        snprintf(out->key, sizeof(out->key), "%.400s | %s", res->command, line);
+        len = res->text.len;
+        from = len > 1200 ? len - 1200 : 0;
+        snprintf(out->detail, sizeof(out->detail), "`%.300s` %s (exit code %d). Output%s:\n%s",
+                 res->command, res->timed_out ? "timed out" : "failed", res->exit_code,
+                 from ? " (end)" : "", res->text.buf + from);
+        return true;
+}
+
 /* HOME for programs: "<parent>/.home-<worktree>", made on first use; the worktree if not. */
 static void tools_home(struct tools_ctx *c)
 {

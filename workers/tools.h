@@ -70,6 +70,21 @@ struct tool_result {
 void tool_result_init(struct tool_result *res);
 void tool_result_release(struct tool_result *res);
 
+/* What a failed build or test run teaches, for the lessons table. */
+struct tool_lesson {
+        const char *category; /* "compiler_error" (build_project) or "test_failure" (run_tests) */
+        char title[320];      /* "Build failed: <the first error line>" */
+        char key[700];        /* what makes two failures the same: the command and that line */
+        char detail[1600];    /* the command, its exit code and the end of its output */
+};
+
+/*
+ * True when res is a build_project or run_tests that ran and failed (non-zero exit or timeout);
+ * out then says what to record.  False for anything else (out untouched).  Cannot fail.
+ */
+bool tools_lesson(const char *type, const struct tool_result *res, struct tool_lesson *out)
+        __attribute__((warn_unused_result));
+
 /* True for the types tools_run() carries out. */
 bool tools_handles(const char *type);
 

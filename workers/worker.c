@@ -3,6 +3,7 @@
  */
 #include "worker.h"
 #include "config.h"
+#include "dblog.h"
 #include "err.h"
 #include "log.h"
 
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+#define WORKER_DBLOG_STOP_MS 2000 /* at exit, queued log lines get this long to be written */
 
 static volatile sig_atomic_t worker_stop;
 
@@ -167,6 +170,9 @@ int worker_main(const struct worker_def *def)
         w.name = config_str("LOOM_WORKER_NAME", def->name);
         db_init(&w.db, config_database_url());
         arena_init(&w.arena, 0);
+        /* notable lines also go to the logs table (a daemon may have started it already) */
+        if (dblog_start(config_database_url(), w.name) != ERR_OK)
+                log_warn("cannot start the database log writer; logging to stderr only");
         log_info("%s starting as %s", def->name, w.name);
         while (!worker_stop) {
                 int rc = worker_prepare(&w);
@@ -199,6 +205,7 @@ int worker_main(const struct worker_def *def)
                 worker_gap(&w, tick_start);
         }
         log_info("%s stopping after %lu ticks", def->name, w.ticks);
+        dblog_stop(WORKER_DBLOG_STOP_MS);
         arena_release(&w.arena);
         db_release(&w.db);
         return 0;

@@ -10,7 +10,9 @@
  * a wake-up at once.  Ticks start at least min_gap_ms apart, so a burst of wake-ups costs one
  * tick.  A tick that found work returns a positive value and is called again at once, without
  * waiting.  A process that needs leadership and lacks it only retries the lock every poll
- * interval.  SIGTERM/SIGINT end the loop after the current tick.
+ * interval.  SIGTERM/SIGINT end the loop after the current tick.  worker_main() also runs the
+ * database log writer (shared/dblog.h) with the worker's name as the lines' source, and gives
+ * it a moment to flush at exit.
  */
 #ifndef LOOM_WORKER_H
 #define LOOM_WORKER_H

@@ -4,6 +4,7 @@
 import { $, h, clear } from './dom.js';
 import { get, post, patch, del, setCsrf, onUnauthorized, ApiError } from './api.js';
 import { on } from './store.js';
+import { closeAllStreams } from './live.js';
 
 export const me = { user: null };
 
@@ -74,6 +75,7 @@ function renderUserMenu() {
 }
 
 async function logout() {
+  closeAllStreams();
   try { await post('/auth/logout'); } catch { /* the session may be gone already */ }
   location.reload();
 }

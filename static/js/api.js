@@ -51,6 +51,64 @@ export async function request(method, path, body) {
   return { data, headers: res.headers };
 }
 
+// A POST whose answer is a Server-Sent Event stream (pair programming): resolves with the
+// Response for the caller to read (readEvents below) once the stream opened; a refusal (any
+// answer but 200) throws an ApiError with the API's message, as request() does.
+export async function postStream(path, body) {
+  const init = {
+    method: 'POST',
+    headers: { Accept: 'text/event-stream', 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  };
+  if (csrfToken) init.headers['X-CSRF-Token'] = csrfToken;
+  let res;
+  try {
+    res = await fetch(`/api/v1${path}`, init);
+  } catch {
+    const err = new ApiError(0, 'cannot reach the Loom server');
+    outageListener(err);
+    throw err;
+  }
+  if (!res.ok) {
+    let msg = `${res.status} ${res.statusText}`;
+    try { const data = await res.json(); if (typeof data.error === 'string') msg = data.error; } catch { /* not JSON */ }
+    const err = new ApiError(res.status, msg);
+    if (err.outage) outageListener(err);
+    if (res.status === 401) unauthorizedListener(err);
+    throw err;
+  }
+  outageListener(null);
+  return res;
+}
+
+// Reads a Server-Sent Event stream from a fetch Response as it arrives, calling
+// onEvent(name, data) per event (data parsed as JSON when it is JSON); resolves at its end.
+export async function readEvents(res, onEvent) {
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let pending = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    pending += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = pending.indexOf('\n\n')) >= 0) {
+      const block = pending.slice(0, cut);
+      pending = pending.slice(cut + 2);
+      let name = 'message';
+      const data = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event:')) name = line.slice(6).trim();
+        else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+      }
+      if (!data.length) continue;
+      let parsed = data.join('\n');
+      try { parsed = JSON.parse(parsed); } catch { /* left as text */ }
+      onEvent(name, parsed);
+    }
+  }
+}
+
 export const get = async (path) => (await request('GET', path)).data;
 export const post = async (path, body) => (await request('POST', path, body ?? {})).data;
 export const patch = async (path, body) => (await request('PATCH', path, body)).data;

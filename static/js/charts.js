@@ -36,15 +36,17 @@ function pct(value, max) {
 }
 
 // rows: [{label, value, text, short?}]: text is the value for people (tooltips, the table),
-// short what is drawn next to the bar (default text).  Largest first.
-export function barChart(title, rows, { valueHead = 'Value', empty = 'No data.' } = {}) {
+// short what is drawn next to the bar (default text).  Largest first.  Labels longer than
+// labelMax characters are cut (the whole one is in the tooltip and the table): long names
+// (personas) need a smaller one to clear the bars on a phone.
+export function barChart(title, rows, { valueHead = 'Value', empty = 'No data.', labelMax = 22 } = {}) {
   if (!rows.length) return h('figure', { class: 'chart' }, h('figcaption', {}, title), h('p', { class: 'muted empty-chart' }, empty));
   const max = Math.max(...rows.map((r) => r.value || 0));
   const svg = s('svg', { class: 'bars', role: 'img', width: '100%', height: rows.length * ROW + 4 },
     rows.map((r, i) => {
       const y = i * ROW;
       return s('g', { class: 'bar-row' },
-        s('text', { x: 0, y: y + 17, class: 'bar-label' }, truncate(r.label, 22), s('title', {}, r.label)),
+        s('text', { x: 0, y: y + 17, class: 'bar-label' }, truncate(r.label, labelMax), s('title', {}, r.label)),
         s('svg', { x: '36%', y: 0, width: '44%', height: '100%', overflow: 'visible' },
           s('rect', { x: 0, y: y + 5, width: '100%', height: BAR, rx: 3, class: 'bar-track' }),
           s('rect', { x: 0, y: y + 5, width: `${pct(r.value, max)}%`, height: BAR, rx: 3, class: 'bar' },

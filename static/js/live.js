@@ -10,11 +10,20 @@ export const EVENT_TYPES = [
   'agent.updated', 'agent.deleted', 'persona.updated', 'provider.registered', 'provider.updated',
   'provider.deleted', 'run.queued', 'run.started', 'run.iteration', 'run.finished', 'run.requeued',
   'run.released', 'bead.loop_detected', 'bead.recovered', 'agent.reset', 'decision.created',
-  'decision.decided',
+  'decision.decided', 'conversation.injected', 'conversation.delivered', 'motivation.created',
+  'motivation.updated', 'motivation.enabled', 'motivation.disabled', 'motivation.deleted',
+  'motivation.fired', 'motivation.skipped', 'motivation.status_change',
 ];
 
 // The log stream carries only "log.<level>" events (plus Loom's log.message and log.line).
 export const LOG_TYPES = ['log.debug', 'log.info', 'log.warn', 'log.error', 'log.message', 'log.line'];
+
+// Every open stream, so that signing out can end them all before the session does: a stream
+// that reconnects after the session ended would only collect 401s.
+const open = new Set();
+export function closeAllStreams() {
+  for (const s of Array.from(open)) s.close();
+}
 
 export class LiveStream {
   // onEvent(event), onState('connecting' | 'live' | 'reconnecting' | 'closed')
@@ -28,6 +37,7 @@ export class LiveStream {
     this.timer = null;
     this.backoff = 1000;
     this.stopped = false;
+    open.add(this);
     this.open('connecting');
   }
 
@@ -70,6 +80,7 @@ export class LiveStream {
   }
 
   close() {
+    open.delete(this);
     this.stopped = true;
     clearTimeout(this.timer);
     if (this.es) this.es.close();

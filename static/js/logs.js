@@ -1,8 +1,10 @@
-// Logs: the project's events as log lines (GET /logs/recent: level, source, agent, bead,
-// message), newest first, at most MAX_ROWS.  Live while the tab is shown: the log stream
-// (/api/v1/logs/stream, the "log.*" events) and the project's event stream (every other event)
-// both say "something new up to id N", and one request fetches the lines after the last one
-// shown, up to N (events commit out of order; the streams deliver them in order).
+// Logs: the project's log (GET /logs/recent: what the workers wrote, and every event as a
+// line; level, source, agent, bead, message), newest first, at most MAX_ROWS.  Live while the
+// tab is shown: the log stream (/api/v1/logs/stream, the "log.*" events the workers' lines
+// are) and the project's event stream (every other event) both say "something new up to id
+// N", and one request fetches the lines after the last one shown, up to N (events commit out
+// of order; the streams deliver them in order).  Export CSV downloads the last 7 days with the
+// same filters (GET /logs/export).
 import { $, h, clear, clock, fillSelect, showMessage } from './dom.js';
 import { get, enc, refresher } from './api.js';
 import { state, on, agentName } from './store.js';
@@ -93,6 +95,7 @@ const refresh = refresher(sync);
 async function reload() {
   const my = ++gen;
   lines = [];
+  if (state.project) $('#log-export').href = `/api/v1/logs/export?format=csv&period=7d&${query({})}`;
   clear($('#log-list'), h('li', { class: 'empty-row muted' }, 'Loading…'));
   showMessage($('#log-error'), null);
   if (!state.project) { note(); clear($('#log-list')); return; }

@@ -37,6 +37,8 @@ function renderHomeAgents() {
 
 function eventSummary(ev) {
   const d = ev.data || {};
+  if (d.trigger) return `${d.name}: ${d.trigger.result.replace('_', ' ')}${d.trigger.bead_created ? ` → ${d.trigger.bead_created}` : ''}`;
+  if (d.motivation) return `${d.motivation.name}: ${d.motivation.status}`;
   if (d.bead) return d.bead.title;
   if (d.run) return `run #${d.run.id} ${d.run.state}${d.run.terminal_reason ? ` (${d.run.terminal_reason})` : ''}`;
   if (d.iteration != null) return `run #${d.run_id}: iteration ${d.iteration}/${d.max_iterations}`;
@@ -58,12 +60,6 @@ function eventRow(ev, withRaw) {
     ev.bead_id ? h('a', { href: beadHref(ev.bead_id), class: 'ev-bead' }, ev.bead_id) : h('span', { class: 'ev-bead muted' }, ev.source || ''),
     h('span', { class: 'ev-sum' }, eventSummary(ev)),
     withRaw ? h('details', { class: 'ev-raw' }, h('summary', {}, 'JSON'), h('pre', {}, JSON.stringify(ev, null, 2))) : null);
-}
-
-function renderActivity() {
-  const list = $('#home-activity');
-  const recent = state.events.slice(-8).reverse();
-  clear(list, recent.length ? recent.map((ev) => eventRow(ev, false)) : h('li', { class: 'muted' }, 'Nothing has happened yet.'));
 }
 
 /* ---------- Agents ---------- */
@@ -301,7 +297,6 @@ export function pushEvent(ev) {
   state.events.push(ev);
   if (state.events.length > MAX_EVENTS) state.events.splice(0, state.events.length - MAX_EVENTS);
   noteType(ev.type);
-  renderActivity();
   if (paused || !eventVisible(ev)) return;
   const list = $('#ev-list');
   const empty = list.querySelector('.empty-row');
@@ -315,7 +310,6 @@ export function resetEvents(events) {
   seenTypes.clear();
   fillSelect($('#ev-type'), 1, []);
   for (const ev of state.events) noteType(ev.type);
-  renderActivity();
   renderEvents();
 }
 
@@ -338,6 +332,6 @@ export function initViews() {
     e.currentTarget.textContent = paused ? 'Resume' : 'Pause';
     if (!paused) renderEvents();
   });
-  $('#ev-clear').addEventListener('click', () => { state.events = []; renderEvents(); renderActivity(); });
+  $('#ev-clear').addEventListener('click', () => { state.events = []; renderEvents(); });
   renderHome();
 }

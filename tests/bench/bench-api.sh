@@ -20,7 +20,17 @@ stack_start
 trap stack_stop EXIT
 
 export BENCH_PROJECT=bench BENCH_PREFIX=bench BENCH_BEADS=1000
-curl -fsS -o /dev/null -H 'Content-Type: application/json' \
+# Every API request carries a credential, as a real client's does: the admin's API key (each
+# request is checked against the database, so this measures authentication too).
+token=$(printf '{"username":"admin","password":"%s"}' "$LOOM_ADMIN_PASSWORD" |
+	curl -fsS -X POST -H 'Content-Type: application/json' --data @- "$LOOM_URL/api/v1/auth/login" |
+	sed -n 's/.*"token" *: *"\(lms_[0-9a-f]*\)".*/\1/p')
+[ -n "$token" ] || { echo "bench-api: cannot log in as admin" >&2; exit 1; }
+BENCH_KEY=$(curl -fsS -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+	-d '{"name":"bench-api"}' "$LOOM_URL/api/v1/auth/api-keys" | sed -n 's/.*"key" *: *"\(lmk_[0-9a-f]*\)".*/\1/p')
+[ -n "$BENCH_KEY" ] || { echo "bench-api: cannot make an API key" >&2; exit 1; }
+auth=(-H "Authorization: Bearer $BENCH_KEY")
+curl -fsS -o /dev/null "${auth[@]}" -H 'Content-Type: application/json' \
 	-d '{"id":"bench","name":"Bench","bead_prefix":"bench"}' "$LOOM_URL/api/v1/projects"
 psql -X -q -v ON_ERROR_STOP=1 "$LOOM_DATABASE_URL" -c \
 	"SELECT count(loom_bead_create(json_build_object('project_id','bench','title','seed '||i,
@@ -41,11 +51,11 @@ measure() { # name, then wrk arguments after the URL
 	results+=("$name|$rps|$p99")
 }
 
-curl -fsS -o /dev/null "$LOOM_URL/api/v1/beads/bench-1"
+curl -fsS -o /dev/null "${auth[@]}" "$LOOM_URL/api/v1/beads/bench-1"
 measure "static /index.html (nginx)" "$LOOM_URL/index.html"
-measure "GET /api/v1/beads/{id}" "$LOOM_URL" -s tests/bench/get_bead.lua
-measure "GET /api/v1/beads?project_id=…&limit=50" "$LOOM_URL/api/v1/beads?project_id=bench&limit=50"
-measure "POST /api/v1/beads" "$LOOM_URL/api/v1/beads" -s tests/bench/post_bead.lua
+measure "GET /api/v1/beads/{id}" "$LOOM_URL" "${auth[@]}" -s tests/bench/get_bead.lua
+measure "GET /api/v1/beads?project_id=…&limit=50" "$LOOM_URL/api/v1/beads?project_id=bench&limit=50" "${auth[@]}"
+measure "POST /api/v1/beads" "$LOOM_URL/api/v1/beads" "${auth[@]}" -s tests/bench/post_bead.lua
 
 static_rps=${results[0]#*|}
 static_rps=${static_rps%%|*}

@@ -15,9 +15,10 @@ const NONE = { Authorization: null };
 // ---- what each role may do: the specification the C table (fcgi/auth.c) must meet ----------
 const USER = ['projects:read', 'projects:write', 'beads:read', 'beads:write', 'agents:read',
   'agents:write', 'decisions:read', 'decisions:write', 'providers:read', 'providers:write',
-  'runs:read', 'runs:write', 'personas:read', 'events:read', 'logs:read', 'analytics:read'];
+  'runs:read', 'runs:write', 'personas:read', 'events:read', 'logs:read', 'analytics:read',
+  'chat:write', 'motivations:read', 'motivations:write'];
 const VIEWER = ['projects:read', 'beads:read', 'agents:read', 'decisions:read', 'providers:read',
-  'runs:read', 'personas:read', 'events:read', 'logs:read', 'analytics:read'];
+  'runs:read', 'personas:read', 'events:read', 'logs:read', 'analytics:read', 'motivations:read'];
 function allowed(role, perm) {
   if (perm === 'public' || perm === 'self') return true;
   if (role === 'admin') return true;

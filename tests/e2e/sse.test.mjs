@@ -158,7 +158,7 @@ test('filters: project_id, type, and the logs stream', async () => {
     sql(`SELECT loom_event('log.line', '${a}', NULL, 'test', '{"msg":"hello"}')`);
     sql(`SELECT loom_event('log.line', '${b}', NULL, 'test', '{"msg":"other"}')`);
     await waitFor(() => dataEvents(logs).length >= 1, 2000, 'the log line');
-    await waitFor(() => dataEvents(feed).some((e) => e.event === 'log.line'), 2000, 'b log line');
+    await waitFor(() => dataEvents(feed).some((e) => JSON.parse(e.data).event_type === 'bead.created'), 2000, 'b bead activity');
     await sleep(200);
     const pa = dataEvents(byProject).map((e) => JSON.parse(e.data));
     assert.ok(pa.length >= 3);
@@ -168,8 +168,9 @@ test('filters: project_id, type, and the logs stream', async () => {
     assert.equal(ty.length, 1);
     assert.equal(ty[0].event, 'bead.updated');
     assert.deepEqual(dataEvents(logs).map((e) => [e.event, JSON.parse(e.data).data.msg]), [['log.line', 'hello']]);
-    assert.ok(dataEvents(feed).every((e) => JSON.parse(e.data).project_id === b));
-    assert.ok(dataEvents(feed).some((e) => e.event === 'bead.created'));
+    // the activity feed carries activities only (no log lines), of b only
+    assert.ok(dataEvents(feed).every((e) => e.event === 'activity' && JSON.parse(e.data).project_id === b));
+    assert.ok(dataEvents(feed).some((e) => JSON.parse(e.data).resource_type === 'bead'));
   } finally {
     [byProject, byType, logs, feed].forEach((s) => s.close());
   }
@@ -183,7 +184,7 @@ test('bad filters and unknown streams are 4xx JSON errors, not streams', async (
   assertError(await api('GET', '/api/v1/events/stream', undefined, { 'Last-Event-ID': 'abc' }), 400, 'last_event_id');
   assertError(await api('GET', '/api/v1/activity-feed/stream?type=bead.created'), 400, 'type');
   assertError(await api('GET', '/api/v1/events/stream?a=%zz'), 400, 'percent');
-  assertError(await api('GET', '/api/v1/notifications/stream'), 404, 'users');
+  assertError(await api('GET', '/api/v1/notifications/stream?project_id=x'), 400, 'project_id');
   const r = await api('POST', '/api/v1/events/stream', {});
   assertError(r, 405, 'GET');
   assert.match(r.headers.get('allow'), /GET/);
@@ -453,7 +454,7 @@ describe('a private loom-sse (LOOM_SSE_MAX_STREAMS=2, ring of 16, heartbeat 300 
 
   test('a request split into single bytes is served', async () => {
     const c = await conn();
-    const req = getRequest(7, '/api/v1/notifications/stream');
+    const req = getRequest(7, '/api/v1/no/such/stream');
     for (const byte of req) { c.send(Buffer.from([byte])); }
     await waitFor(() => c.end, 3000, 'the answer');
     assert.match(c.stdout, /^Status: 404 Not Found\r\n/);

@@ -2,7 +2,9 @@
 // the throw-away stack.  Creates a bead through the UI, watches API changes arrive live (no
 // reload), checks an API validation error is shown inline, watches an agent (the scripted LLM
 // stub) work a bead made in the UI, with its run, conversation and action log in the drawer;
-// escalates and decides in the Decisions tab, checks the Analytics charts and live Logs; fails
+// escalates and decides in the Decisions tab, triggers a motivation in the Motivations tab,
+// checks the Analytics charts and live Logs; the notification bell counts a mention by someone
+// else live and marks read, Home's activity folds repeats ("× 3"); fails
 // on any console error, and leaves screenshots in tests/e2e/artifacts/.  Skips (with the
 // reason) when playwright-core or chromium is not installed: `npm ci --prefix tests/e2e` and
 // the chromium Debian package.
@@ -13,7 +15,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { ADMIN_TOKEN, BASE, api, newProject, newBead, newUser, sql, sleep, stackShell } from './lib.mjs';
+import { ADMIN_TOKEN, BASE, api, authHeader, newProject, newBead, newUser, sql, sleep, stackShell } from './lib.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const artifacts = path.join(here, 'artifacts');
@@ -32,6 +34,7 @@ if (skip) console.log(`# ui.test.mjs skipped: ${skip}`);
 let browser;
 let project;
 let stub = null;
+let stubInfo = null; // {url, provider} of the stub, once started
 let workProject = null; // the project an agent worked in (for the phone-width analytics)
 const problems = []; // console errors, page errors, failed requests
 let expectRefusal = null; // the path (or paths) of the requests a step is refused on purpose
@@ -178,7 +181,7 @@ test('dashboard: create a bead in the UI, then watch API changes arrive live', {
 });
 
 test('an agent works a bead made in the UI: the drawer shows its run, conversation and action log live', { skip }, async () => {
-  const { url, provider } = await startStub();
+  const { url, provider } = stubInfo = await startStub();
   const proj = await newProject({ dispatch: true, name: 'UI agents at work' });
   workProject = proj;
   // Only our agent, on our stub, takes work; it stays paused until the bead has been seen in Open.
@@ -260,6 +263,61 @@ test('an agent works a bead made in the UI: the drawer shows its run, conversati
   await p.selectOption('#an-metric', 'latency');
   await p.waitForSelector('#an-charts figcaption:has-text("Average latency by model")');
   await p.screenshot({ path: path.join(artifacts, 'ui-analytics-1280x800.png'), fullPage: true });
+  await p.context().close();
+  assert.deepEqual(problems, []);
+});
+
+test('pair: talk with an agent in the drawer; while a run is live, send it a message instead', { skip }, async () => {
+  const { url, provider } = stubInfo || (stubInfo = await startStub());
+  const proj = await newProject({ name: 'UI pair' });
+  for (const a of (await api('GET', `/api/v1/agents?project_id=${proj}`)).body) {
+    assert.equal((await api('PATCH', `/api/v1/agents/${a.id}`, { status: 'paused' })).status, 200);
+  }
+  const agent = (await api('POST', '/api/v1/agents', { persona_name: 'engineering-manager', project_id: proj, provider_id: provider, name: 'Pair partner' })).body;
+  const b = await newBead(proj, { title: 'Pair on the notes' });
+  const reply = 'Let me write it and look at the tree.\n```json\n' + JSON.stringify({ actions: [
+    { type: 'write_file', path: 'pair.txt', content: 'from the pair\n' }, { type: 'read_tree', path: '.' }] }) + '\n```';
+  await script(url, { replies: [{ content: reply, delay_ms: 800 }] });
+
+  const p = await page(1280, 800);
+  await p.goto(`/#/${proj}/kanban/${b.id}`);
+  await p.waitForSelector('#live.is-live');
+  await p.waitForSelector('#drawer:visible');
+  await p.waitForSelector('#dr-pair-log:has-text("Ask the agent")');
+  assert.equal(await p.isHidden('#dr-pair-inject-field'), true, 'no live run: nothing to send to');
+  await p.fill('#dr-pair-msg', 'Can you add pair.txt?');
+  await p.click('#dr-pair-form button[type="submit"]');
+  // the reply streams in, then the actions and their results are listed
+  await p.waitForSelector('#dr-pair-log .msg.role-user:has-text("Can you add pair.txt?")');
+  await p.waitForSelector('#dr-pair-log .msg.role-assistant:not(.streaming):has-text("Let me write it and look at the tree.")');
+  await p.waitForSelector('#dr-pair-log .pair-actions .act:has(.act-type:text-is("write_file")):has-text("executed")');
+  await p.waitForSelector('#dr-pair-log .pair-actions .act:has(.act-type:text-is("read_tree")):has-text("pair.txt")');
+  assert.match(await p.textContent('#dr-pair-session'), /Pair partner/);
+  assert.equal(await p.inputValue('#dr-pair-msg'), '');
+  await p.locator('#dr-pair-h').scrollIntoViewIfNeeded();
+  await p.screenshot({ path: path.join(artifacts, 'ui-drawer-pair-1280x800.png') });
+  // the session is kept: the drawer shows it again
+  await p.keyboard.press('Escape');
+  await p.waitForSelector('#drawer', { state: 'hidden' });
+  await p.goto(`/#/${proj}/kanban/${b.id}`);
+  await p.waitForSelector('#dr-pair-log .msg.role-assistant:has-text("Let me write it")');
+  await p.waitForSelector('#dr-pair-log .msg.role-results:has-text("write_file pair.txt: executed")');
+
+  // a live run (a slow model): the message can go to the running agent, which reads it
+  await script(url, { beads: [{ match: '^Pair on the notes$', replies: [
+    { delay_ms: 2000, actions: [{ type: 'read_tree', path: '.' }] }, { delay_ms: 2000, actions: [{ type: 'git_status' }] },
+    { actions: [{ type: 'done', reason: 'done' }] }] }] }); // the stack's LLM timeout is 3 s
+  assert.equal((await api('PATCH', `/api/v1/projects/${proj}`, { context: { dispatch_paused: null } })).status, 200);
+  await p.waitForSelector('#dr-pair-inject-field:visible', { timeout: 20000 });
+  assert.match(await p.textContent('#dr-pair-inject-label'), /Send to the running agent \(run #\d+\) instead/);
+  await p.check('#dr-pair-inject');
+  await p.fill('#dr-pair-msg', 'Please finish up.');
+  await p.click('#dr-pair-form button[type="submit"]');
+  await p.waitForSelector('#dr-pair-log .msg.role-inject:has-text("Please finish up.")');
+  await p.waitForSelector('#dr-pair-log .msg.role-inject:has-text("read by the agent at iteration")', { timeout: 20000 });
+  await p.waitForSelector('#dr-status:text-is("Closed")', { timeout: 20000 });
+  await p.waitForSelector('#dr-pair-inject-field', { state: 'hidden' });
+  assert.equal(agent.name, 'Pair partner');
   await p.context().close();
   assert.deepEqual(problems, []);
 });
@@ -369,6 +427,46 @@ test('logs: lines arrive live from both streams, with filters, pause and a bound
   assert.deepEqual(problems, []);
 });
 
+test('motivations: trigger one in the tab, its history row appears; changes made elsewhere arrive live', { skip }, async () => {
+  const r = await api('POST', '/api/v1/motivations', {
+    name: 'Release notes', type: 'external', project_id: project, agent_role: 'documentation-manager',
+    cooldown_period: 0, bead_template: { title: 'Write the release notes' },
+  });
+  assert.equal(r.status, 201, r.text);
+  const m = r.body;
+  const p = await page(1280, 800);
+  await p.goto(`/#/${project}/motivations`);
+  const row = p.locator(`#mot-list tr[data-motivation="${m.id}"]`);
+  await row.waitFor();
+  assert.match(await row.textContent(), /only when triggered/);
+  assert.match(await row.textContent(), /documentation-manager/);
+  await p.locator('#mot-list tr', { hasText: 'QA: review completed work' }).waitFor(); // the built-ins
+  assert.match(await p.textContent('#mot-history-list'), /Nothing yet/);
+
+  await p.click('button[aria-label="Trigger Release notes"]');
+  await p.locator('#mot-note').waitFor({ state: 'visible' });
+  assert.match(await p.textContent('#mot-note'), new RegExp(`Release notes fired: bead ${project}-\\d+`));
+  const first = p.locator('#mot-history-list tr[data-trigger]').first();
+  await first.waitFor();
+  const bead = (await api('GET', `/api/v1/motivations/${m.id}/history`)).body[0].bead_created;
+  assert.match(await first.textContent(), /success/);
+  assert.match(await first.textContent(), new RegExp(bead));
+  assert.match(await p.textContent('#mot-history-h'), /History of Release notes/);
+  await row.locator('.pill.st-fired').waitFor();
+  assert.equal(await row.locator(`a[href$="/${bead}"]`).count(), 1);
+
+  // a trigger through the API while the bead is open: its "skipped" row arrives without a reload
+  await api('POST', `/api/v1/motivations/${m.id}/trigger`);
+  await p.locator('#mot-history-list tr[data-trigger]', { hasText: 'skipped' }).waitFor();
+  await p.screenshot({ path: path.join(artifacts, 'ui-motivations.png'), fullPage: true });
+  await p.click('button[aria-label="Disable Release notes"]');
+  await row.locator('.pill.st-disabled').waitFor();
+  assert.ok(await p.locator('button[aria-label="Trigger Release notes"]').isDisabled());
+  assert.equal((await api('GET', `/api/v1/motivations/${m.id}`)).body.status, 'disabled');
+  await p.context().close();
+  assert.deepEqual(problems, []);
+});
+
 test('dashboard at phone width', { skip }, async () => {
   const p = await page(390, 844);
   await p.goto(`/#/${project}/kanban`);
@@ -383,7 +481,8 @@ test('dashboard at phone width', { skip }, async () => {
   await p.click('#dr-close');
   await p.waitForSelector('#drawer', { state: 'hidden' });
   // the new tabs fit a phone too
-  for (const [tab, ready] of [['decisions', '.dec-card'], ['analytics', '#an-charts figure'], ['logs', '#log-list .log']]) {
+  for (const [tab, ready] of [['decisions', '.dec-card'], ['motivations', '#mot-list tr[data-motivation]'],
+    ['analytics', '#an-charts figure'], ['logs', '#log-list .log']]) {
     if (tab === 'analytics' && workProject) await p.goto(`/#/${workProject}/analytics`);
     else await p.click(`.tabs a[data-tab="${tab}"]`);
     await p.waitForSelector(ready);
@@ -447,6 +546,70 @@ test('sign in: wrong password shown inline, then the dashboard; Account keys; Us
     await a.screenshot({ path: path.join(artifacts, 'users.png'), fullPage: true });
   } finally {
     await a.context().close();
+  }
+  assert.deepEqual(problems, []);
+});
+
+test('notifications: a mention by someone else raises the bell live; mark read and mark all read in its panel; Home folds repeats', { skip }, async () => {
+  const bob = await newUser('user');
+  const alice = await newUser('user');
+  for (const u of [bob, alice]) assert.equal((await api('POST', `/api/v1/projects/${project}/members`, { username: u.username })).status, 201);
+  const A = authHeader(alice.token);
+  const p = await page(1280, 800, bob.token);
+  try {
+    await p.goto(`/#/${project}/home`);
+    await p.waitForSelector('#live.is-live');
+    await p.waitForSelector('#notif[data-live="live"]');
+    assert.ok(await p.locator('#notif-count').isHidden(), 'no unread notifications yet');
+    // someone else mentions bob: the count goes up without a reload
+    const bead = await newBead(project, { title: 'Bell ringer' }, A);
+    const c = await api('POST', `/api/v1/beads/${bead.id}/comments`, { content: `@${bob.username} can you review this?` }, A);
+    assert.equal(c.status, 201, c.text);
+    await p.waitForSelector('#notif-count:visible:has-text("1")');
+    assert.equal(await p.getAttribute('#notif-btn', 'aria-label'), 'Notifications, 1 unread');
+    // Home's activity: alice's three beads are one line, "× 3", live too
+    for (let i = 0; i < 2; i++) await newBead(project, { title: `More work ${i}` }, A);
+    await p.locator('#home-activity .act', { hasText: `${alice.username} created` }).locator('.agg', { hasText: '× 3' }).waitFor();
+    await p.screenshot({ path: path.join(artifacts, 'ui-activity-1280x800.png') });
+    // the panel lists it; Mark read takes the count away
+    await p.click('#notif-btn');
+    await p.waitForSelector('#notif-panel:visible');
+    const item = p.locator('#notif-list .notif-item.unread', { hasText: `${alice.username} mentioned you on ${bead.id}` });
+    await item.waitFor();
+    assert.match(await item.textContent(), /can you review this\?/);
+    await p.screenshot({ path: path.join(artifacts, 'ui-notifications-1280x800.png') });
+    await item.getByRole('button', { name: /^Mark read/ }).click();
+    await p.waitForSelector('#notif-count', { state: 'hidden' });
+    assert.equal(await p.locator('#notif-list .notif-item.unread').count(), 0);
+    // two more arrive while the panel is open; Mark all read clears them
+    for (const n of [1, 2]) await api('POST', `/api/v1/beads/${bead.id}/comments`, { content: `@${bob.username} ping ${n}` }, A);
+    await p.waitForSelector('#notif-count:visible:has-text("2")');
+    await p.locator('#notif-list .notif-item.unread').nth(1).waitFor();
+    await p.click('#notif-all');
+    await p.waitForSelector('#notif-count', { state: 'hidden' });
+    assert.equal(sql(`SELECT count(*) FILTER (WHERE status = 'unread') || '/' || count(*) FROM notifications WHERE user_id = ${bob.id}`), '0/3');
+    // Escape closes the panel and gives the focus back to the bell
+    await p.keyboard.press('Escape');
+    await p.waitForSelector('#notif-panel', { state: 'hidden' });
+    assert.equal(await p.evaluate(() => document.activeElement.id), 'notif-btn');
+    // the preferences form in Account: a bad time zone is shown at the field, a good one saved
+    await p.goto('/#account');
+    await p.waitForSelector('#np-kinds input[value="comment.mention"]:checked');
+    await p.fill('#np-timezone', 'Mars/Olympus');
+    expectRefusal = '/api/v1/notifications/preferences';
+    await p.click('#np-form button[type="submit"]');
+    await p.waitForSelector('#np-timezone-err:visible');
+    expectRefusal = null;
+    await p.fill('#np-timezone', 'Europe/Paris');
+    await p.uncheck('#np-kinds input[value="bead.status_change"]');
+    await p.click('#np-form button[type="submit"]');
+    await p.waitForSelector('#np-done:visible');
+    const prefs = await api('GET', '/api/v1/notifications/preferences', undefined, authHeader(bob.token));
+    assert.equal(prefs.body.timezone, 'Europe/Paris');
+    assert.deepEqual(prefs.body.subscribed_events, ['bead.assigned', 'decision.created', 'bead.created', 'comment.mention']);
+  } finally {
+    expectRefusal = null;
+    await p.context().close();
   }
   assert.deepEqual(problems, []);
 });

@@ -176,6 +176,93 @@ TEST(no_server)
         llm_result_release(&res);
 }
 
+struct chunks {
+        struct strbuf deltas;
+        int calls, with_delta, stop_after;
+};
+
+static bool on_chunk(void *arg, const char *data, const char *delta, size_t len)
+{
+        struct chunks *c = arg;
+
+        c->calls++;
+        if (data[0] != '{')
+                return false;
+        if (delta) {
+                c->with_delta++;
+                strbuf_add(&c->deltas, delta, len);
+        }
+        return c->stop_after == 0 || c->calls < c->stop_after;
+}
+
+TEST(chunks_are_handed_over_as_they_come)
+{
+        struct llm_request req = request(true);
+        struct chunks c = {.stop_after = 0};
+        struct llm_result res;
+
+        strbuf_init(&c.deltas, 0);
+        req.on_chunk = on_chunk;
+        req.on_chunk_arg = &c;
+        CHECK_INT(script("[\"a streamed reply that spans several chunks\"]"), 0);
+        llm_result_init(&res);
+        CHECK_INT(llm_chat(&req, &res), ERR_OK);
+        CHECK_STR(c.deltas.buf, "a streamed reply that spans several chunks");
+        CHECK_STR(res.content.buf, c.deltas.buf);
+        CHECK(c.with_delta > 1);
+        CHECK(c.calls > c.with_delta); /* the finish and usage chunks carry no delta */
+        llm_result_release(&res);
+        strbuf_release(&c.deltas);
+}
+
+TEST(a_false_chunk_callback_cancels_and_nothing_is_retried)
+{
+        struct llm_request req = request(true);
+        struct chunks c = {.stop_after = 2};
+        struct llm_result res;
+
+        strbuf_init(&c.deltas, 0);
+        req.on_chunk = on_chunk;
+        req.on_chunk_arg = &c;
+        CHECK_INT(script("[\"a streamed reply that spans several chunks\"]"), 0);
+        llm_result_init(&res);
+        CHECK(llm_chat(&req, &res) != ERR_OK);
+        CHECK_INT(res.error_class, LLM_ERR_NETWORK);
+        CHECK_STR(res.error, "canceled");
+        CHECK_INT(c.calls, 2);
+        CHECK_INT(res.retries, 0);
+        llm_result_release(&res);
+        /* a stream cut after chunks were passed on is not retried either */
+        c.stop_after = 0;
+        c.calls = 0;
+        CHECK_INT(script("[{\"fault\":\"truncated_stream\"},\"unused\"]"), 0);
+        llm_result_init(&res);
+        CHECK(llm_chat(&req, &res) != ERR_OK);
+        CHECK(c.calls > 0);
+        CHECK_INT(res.retries, 0);
+        llm_result_release(&res);
+        llm_result_init(&res);
+        req.on_chunk = NULL;
+        CHECK_INT(llm_chat(&req, &res), ERR_OK); /* drains "unused" */
+        llm_result_release(&res);
+        strbuf_release(&c.deltas);
+}
+
+TEST(a_body_passes_through_as_given)
+{
+        struct llm_request req = request(false);
+        struct llm_result res;
+
+        req.body_json = "{\"model\":\"passthrough-model\",\"messages\":[{\"role\":\"user\","
+                        "\"content\":\"hi\"}],\"seed\":7}";
+        CHECK_INT(script("[\"as you like\"]"), 0);
+        llm_result_init(&res);
+        CHECK_INT(llm_chat(&req, &res), ERR_OK);
+        CHECK_STR(res.content.buf, "as you like");
+        CHECK_STR(res.served_model, "passthrough-model"); /* the stub echoes the body's model */
+        llm_result_release(&res);
+}
+
 TEST(stop_stub)
 {
         int status;
@@ -187,4 +274,6 @@ TEST(stop_stub)
 TESTS(TESTLIB_CASE(start_stub), TESTLIB_CASE(answer_with_usage), TESTLIB_CASE(streaming_with_usage),
       TESTLIB_CASE(retries_honour_retry_after), TESTLIB_CASE(retries_are_bounded),
       TESTLIB_CASE(context_length_and_auth_are_not_retried), TESTLIB_CASE(no_server),
-      TESTLIB_CASE(stop_stub))
+      TESTLIB_CASE(chunks_are_handed_over_as_they_come),
+      TESTLIB_CASE(a_false_chunk_callback_cancels_and_nothing_is_retried),
+      TESTLIB_CASE(a_body_passes_through_as_given), TESTLIB_CASE(stop_stub))

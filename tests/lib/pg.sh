@@ -103,7 +103,9 @@ pg_temp_start() {
 	export PG_TEMP_ADMIN_URL="host=$PG_TEMP_DIR/sock port=$port dbname=postgres user=postgres"
 	export LOOM_DATABASE_URL="host=$PG_TEMP_DIR/sock port=$port dbname=loom_test user=loom"
 	"$bindir/psql" -X -q -v ON_ERROR_STOP=1 "$PG_TEMP_ADMIN_URL" \
-		-c "CREATE ROLE loom LOGIN" -c "CREATE DATABASE loom_test OWNER loom" >/dev/null ||
+		-c "CREATE ROLE loom LOGIN" -c "CREATE DATABASE loom_test OWNER loom" \
+		-c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'loom_api') THEN CREATE ROLE loom_api NOLOGIN; END IF; END \$\$" \
+		-c "GRANT loom_api TO loom" >/dev/null ||
 		{ _pg_temp_die "could not create loom_test"; return 1; }
 }
 

@@ -122,6 +122,41 @@ TEST(head_sends_no_body)
         arena_release(&arena);
 }
 
+TEST(streamed_response_is_unbuffered_sse)
+{
+        struct request req;
+        struct strbuf cap;
+
+        arena_init(&arena, 0);
+        strbuf_init(&cap, 0);
+        setup(&req, &cap);
+        http_stream_start(&req, 200, "text/event-stream");
+        CHECK(req.sent && req.streaming);
+        CHECK_HAS(cap.buf, "Status: 200 OK\r\nContent-Type: text/event-stream\r\n");
+        CHECK_HAS(cap.buf, "X-Accel-Buffering: no\r\n");
+        CHECK_HAS(cap.buf, "Cache-Control: no-cache\r\n");
+        CHECK(strstr(cap.buf, "Content-Length") == NULL);
+        CHECK(http_stream_event(&req, "chunk", "{\"content\":\"hi\"}"));
+        CHECK_HAS(cap.buf, "\r\n\r\nevent: chunk\ndata: {\"content\":\"hi\"}\n\n");
+        CHECK(!http_client_gone(&req));
+        /* a later failure cannot change what was sent */
+        http_finish(&req, http_fail(&req, ERR_INTERNAL, "too late"));
+        CHECK(strstr(cap.buf, "too late") == NULL);
+        CHECK_INT(req.status, 200);
+        req.client_gone = true;
+        CHECK(!http_stream_write(&req, "x", 1));
+        CHECK(http_client_gone(&req));
+        http_request_release(&req);
+        strbuf_release(&cap);
+        arena_release(&arena);
+}
+
+TEST(accepted_has_its_status_line)
+{
+        CHECK_STR(http_status_line(202), "202 Accepted");
+}
+
 TESTS(TESTLIB_CASE(error_response_is_json_with_status), TESTLIB_CASE(status_mapping),
       TESTLIB_CASE(unavailable_says_retry_after), TESTLIB_CASE(body_limits),
-      TESTLIB_CASE(head_sends_no_body))
+      TESTLIB_CASE(head_sends_no_body), TESTLIB_CASE(streamed_response_is_unbuffered_sse),
+      TESTLIB_CASE(accepted_has_its_status_line))

@@ -18,6 +18,7 @@ static const struct field_spec specs[] = {
         {"when", FIELD_TIMESTAMP, FIELD_NULLABLE, 0, 0, NULL},
         {"deps", FIELD_BEAD_ID_ARRAY, 0, 0, 5, NULL},
         {"id", FIELD_STRING, FIELD_READONLY, 0, 0, NULL},
+        {"conf", FIELD_NUMBER, 0, 0, 1, NULL},
 };
 
 /* Parses and checks body; returns the error code, message in req.error. */
@@ -168,9 +169,31 @@ TEST(id_syntax)
         CHECK(input_is_name("agent 7"));
         CHECK(!input_is_name("bad\nname"));
         CHECK(!input_is_name(""));
+        CHECK(input_is_timestamp("2026-01-31"));
+        CHECK(input_is_timestamp("2026-01-31T12:00:00Z"));
+        CHECK(input_is_timestamp("2026-01-31 12:00:00+02"));
+        CHECK(!input_is_timestamp("yesterday"));
+        CHECK(!input_is_timestamp("2026-1-31"));
+        CHECK(!input_is_timestamp("2026-01-31X"));
 }
 
-TESTS(TESTLIB_CASE(good_body_passes), TESTLIB_CASE(malformed_json), TESTLIB_CASE(nul_bytes_refused),
+TEST(numbers_may_be_fractions)
+{
+        arena_init(&arena, 0);
+        CHECK_INT(run("{\"title\":\"x\",\"conf\":0.25}", false), ERR_OK);
+        CHECK_INT(run("{\"title\":\"x\",\"conf\":1}", false), ERR_OK);
+        CHECK_INT(run("{\"title\":\"x\",\"conf\":0}", false), ERR_OK);
+        CHECK_INT(run("{\"title\":\"x\",\"conf\":1.5}", false), ERR_INVALID);
+        CHECK_STR(req.error, "conf: must be a number from 0 to 1");
+        CHECK_INT(run("{\"title\":\"x\",\"conf\":-0.1}", false), ERR_INVALID);
+        CHECK_INT(run("{\"title\":\"x\",\"conf\":\"0.5\"}", false), ERR_INVALID);
+        CHECK_STR(req.error, "conf: must be a number from 0 to 1");
+        CHECK_INT(run("{\"title\":\"x\",\"conf\":true}", false), ERR_INVALID);
+        arena_release(&arena);
+}
+
+TESTS(TESTLIB_CASE(numbers_may_be_fractions), TESTLIB_CASE(good_body_passes),
+      TESTLIB_CASE(malformed_json), TESTLIB_CASE(nul_bytes_refused),
       TESTLIB_CASE(deep_nesting_refused), TESTLIB_CASE(wrong_types),
       TESTLIB_CASE(ranges_enums_and_limits), TESTLIB_CASE(required_unknown_readonly),
       TESTLIB_CASE(id_syntax))

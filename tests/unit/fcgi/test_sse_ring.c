@@ -24,6 +24,34 @@ TEST(frame_of_an_event)
         sse_event_free(e);
 }
 
+TEST(activity_frame_and_recipient)
+{
+        struct sse_event_row row = {.id = 9,
+                                    .type = "bead.created",
+                                    .project_id = "alpha",
+                                    .json = "{\"e\":1}",
+                                    .json_len = 7,
+                                    .activity = "{\"a\":\n2}",
+                                    .activity_len = 8};
+        struct sse_event *e = sse_event_build(&row);
+
+        CHECK_STR(e->frame, "id: 9\nevent: bead.created\ndata: {\"e\":1}\n\n");
+        CHECK_STR(e->activity_frame, "id: 9\nevent: activity\ndata: {\"a\":\ndata: 2}\n\n");
+        CHECK_INT(e->activity_len, strlen(e->activity_frame));
+        CHECK_STR(e->recipient, "");
+        CHECK_STR(e->project_id, "alpha");
+        sse_event_free(e);
+        row = (struct sse_event_row){
+                .id = 10, .type = "notification", .recipient = "bob", .json = "{}", .json_len = 2};
+        e = sse_event_build(&row);
+        CHECK_STR(e->recipient, "bob");
+        CHECK_STR(e->project_id, "");
+        CHECK(e->activity_frame == NULL);
+        CHECK_INT(e->activity_len, 0);
+        CHECK_STR(e->frame, "id: 10\nevent: notification\ndata: {}\n\n");
+        sse_event_free(e);
+}
+
 TEST(line_breaks_cannot_cut_a_frame)
 {
         char longtype[300];
@@ -101,6 +129,6 @@ TEST(ring_wraps_many_times)
         sse_ring_release(&r);
 }
 
-TESTS(TESTLIB_CASE(frame_of_an_event), TESTLIB_CASE(line_breaks_cannot_cut_a_frame),
-      TESTLIB_CASE(ring_evicts_and_raises_the_floor), TESTLIB_CASE(ring_refuses_old_ids),
-      TESTLIB_CASE(ring_wraps_many_times))
+TESTS(TESTLIB_CASE(frame_of_an_event), TESTLIB_CASE(activity_frame_and_recipient),
+      TESTLIB_CASE(line_breaks_cannot_cut_a_frame), TESTLIB_CASE(ring_evicts_and_raises_the_floor),
+      TESTLIB_CASE(ring_refuses_old_ids), TESTLIB_CASE(ring_wraps_many_times))

@@ -91,6 +91,25 @@ TEST(required_fields)
         CHECK(!actions_known("git_force_push"));
 }
 
+TEST(remember_needs_category_key_and_value)
+{
+        struct strbuf sb;
+
+        CHECK_INT(check("{\"type\":\"remember\",\"category\":\"convention\",\"key\":\"k\","
+                        "\"value\":\"v\"}"),
+                  ERR_OK);
+        CHECK_INT(check("{\"type\":\"remember\",\"category\":\"convention\",\"key\":\"k\"}"),
+                  ERR_INVALID);
+        CHECK_HAS(err, "remember needs \"value\"");
+        CHECK_INT(check("{\"type\":\"remember\",\"key\":\"k\",\"value\":\"v\"}"), ERR_INVALID);
+        CHECK_HAS(err, "remember needs \"category\"");
+        strbuf_init(&sb, 0);
+        actions_usage(&sb);
+        CHECK_HAS(sb.buf, "\"type\": \"remember\"");
+        strbuf_release(&sb);
+}
+
 TESTS(TESTLIB_CASE(plain_envelope), TESTLIB_CASE(fences_prose_and_thinking),
       TESTLIB_CASE(single_action_form), TESTLIB_CASE(unusable_replies),
-      TESTLIB_CASE(trailing_commas), TESTLIB_CASE(required_fields))
+      TESTLIB_CASE(trailing_commas), TESTLIB_CASE(required_fields),
+      TESTLIB_CASE(remember_needs_category_key_and_value))

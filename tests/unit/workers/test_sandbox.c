@@ -8,6 +8,7 @@
 #include "proc.h"
 #include "sandbox.h"
 #include "testlib.h"
+#include "testshell.h"
 #include "tools.h"
 
 #include <arpa/inet.h>
@@ -24,7 +25,7 @@
 #define GIT "git -c safe.directory=* -c user.name=T -c user.email=t@t -c commit.gpgsign=false"
 #define MIB (1024ULL * 1024ULL)
 
-static char base[PATH_MAX], wt[PATH_MAX + 32], home[PATH_MAX + 32], out[65536];
+static char base[PATH_MAX], wt[PATH_MAX + 32], home[PATH_MAX + 32];
 static struct sandbox fallback, jail; /* FALLBACK; BWRAP when have_bwrap */
 static bool have_bwrap;
 static char no_bwrap[512];
@@ -41,31 +42,6 @@ static struct tool_result tres;
                         return;                                                                    \
                 }                                                                                  \
         } while (0)
-
-/* Runs a shell command (formatted) and keeps its output (trimmed) in out; returns its status. */
-static int shf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int shf(const char *fmt, ...)
-{
-        char cmd[8192];
-        va_list ap;
-        FILE *p;
-        size_t n;
-        int st;
-
-        va_start(ap, fmt);
-        vsnprintf(cmd, sizeof(cmd), fmt, ap);
-        va_end(ap);
-        p = popen(cmd, "r");
-        if (!p)
-                return -1;
-        n = fread(out, 1, sizeof(out) - 1, p);
-        out[n] = '\0';
-        while (n && out[n - 1] == '\n')
-                out[--n] = '\0';
-        st = pclose(p);
-        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* Runs argv in the worktree as job (NULL: no sandbox); returns proc_run's code. */
 static int run_argv(const struct sandbox_job *job, const char *const *argv, int timeout_s)

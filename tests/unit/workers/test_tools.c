@@ -1,6 +1,7 @@
 /* Unit tests for workers/tools.c: every action in a throw-away git worktree, refusals included. */
 #include "err.h"
 #include "testlib.h"
+#include "testshell.h"
 #include "tools.h"
 
 #include <limits.h>
@@ -10,34 +11,9 @@
 
 #define GIT "git -c safe.directory=* -c user.name=T -c user.email=t@t -c commit.gpgsign=false"
 
-static char base[PATH_MAX], root[PATH_MAX + 8], out[65536];
+static char base[PATH_MAX], root[PATH_MAX + 8];
 static struct tool_env env;
 static struct tool_result res;
-
-/* Runs a shell command (formatted) and keeps its output (trimmed) in out; returns its status. */
-static int shf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int shf(const char *fmt, ...)
-{
-        char cmd[8192];
-        va_list ap;
-        FILE *p;
-        size_t n;
-        int st;
-
-        va_start(ap, fmt);
-        vsnprintf(cmd, sizeof(cmd), fmt, ap);
-        va_end(ap);
-        p = popen(cmd, "r");
-        if (!p)
-                return -1;
-        n = fread(out, 1, sizeof(out) - 1, p);
-        out[n] = '\0';
-        while (n && out[n - 1] == '\n')
-                out[--n] = '\0';
-        st = pclose(p);
-        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 /* Carries out {"type": type, <fields>}; fields is JSON members text (formatted). */
 static bool act(const char *type, const char *fields, ...) __attribute__((format(printf, 2, 3)));

@@ -1,6 +1,7 @@
 /* Unit tests for workers/workspace.c: repositories and per-bead worktrees in a temporary dir. */
 #include "err.h"
 #include "testlib.h"
+#include "testshell.h"
 #include "workspace.h"
 
 #include <limits.h>
@@ -13,34 +14,8 @@
 
 static char tmp[PATH_MAX];
 static char projects[PATH_MAX + 16];
-static char out[4096];
 static char err[600];
 static struct workspace ws;
-
-/* Runs a shell command (formatted); its output (trimmed) lands in out; returns exit status. */
-static int shf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int shf(const char *fmt, ...)
-{
-        char cmd[4096];
-        va_list ap;
-        FILE *p;
-        size_t n;
-        int st;
-
-        va_start(ap, fmt);
-        vsnprintf(cmd, sizeof(cmd), fmt, ap);
-        va_end(ap);
-        p = popen(cmd, "r");
-        if (!p)
-                return -1;
-        n = fread(out, 1, sizeof(out) - 1, p);
-        out[n] = '\0';
-        while (n && out[n - 1] == '\n')
-                out[--n] = '\0';
-        st = pclose(p);
-        return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static bool is_file(const char *dir, const char *name)
 {
