@@ -154,7 +154,7 @@ FUZZ_REPLAY_BIN := $(addprefix $(B)/tests/fuzz/replay_,$(FUZZ_NAMES))
 $(B)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(UNIT_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
-	$(Q)$(CC) $(CFLAGS) -Itests/fuzz -DFUZZ_NAME='"$*"' $(LDFLAGS) $< tests/fuzz/replay.c \
+	$(Q)$(CC) $(CFLAGS) -Itests/fuzz -DFUZZ_NAME='"$*"' -DFUZZ_REPLAY $(LDFLAGS) $< tests/fuzz/replay.c \
 		$(UNIT_LIB_OBJ) -o $@ $(FCGI_LIBS) $(LDLIBS)
 
 .PHONY: test-deps unit e2e check

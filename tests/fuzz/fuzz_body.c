@@ -10,6 +10,9 @@
  *                                     an empty line
  *     {"project_id": "p", ...}        the body: every byte, NULs included
  *
+ * A regression input may carry "X-Fuzz-Expect: 400": the replay build (FUZZ_REPLAY) then
+ * checks the status too, for bugs where the wrong answer was a success.
+ *
  * The request goes the way loom-api sends it (route_find, query_parse, the route's handler,
  * http_finish) as a signed-in admin, on a FastCGI request whose input stream is the body.
  * The database is unreachable by construction, so a body that passes validation ends in 503;
@@ -60,6 +63,7 @@ static void fuzz_eof(FCGX_Stream *s)
 struct fuzz_env {
         char *v[FUZZ_MAX_ENV + 1];
         int n;
+        int expect; /* replay only: the status an "X-Fuzz-Expect: N" header asks for, or 0 */
 };
 
 static void env_add(struct fuzz_env *e, const char *name, const char *value)
@@ -87,6 +91,12 @@ static void env_header(struct fuzz_env *e, const char *line, bool *has_len, bool
         for (const char *p = line; p < colon; p++)
                 name[o++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
         name[o] = '\0';
+#ifdef FUZZ_REPLAY
+        /* a regression input may say what it must get; libFuzzer builds ignore it, so mutations
+         * cannot invent false findings */
+        if (strcmp(name, "HTTP_X_FUZZ_EXPECT") == 0)
+                e->expect = (int)strtol(colon + 1, NULL, 10);
+#endif
         if (strcmp(name, "HTTP_CONTENT_TYPE") == 0 || strcmp(name, "HTTP_CONTENT_LENGTH") == 0) {
                 *(name[13] == 'T' ? has_type : has_len) = true;
                 memmove(name, name + 5, strlen(name + 5) + 1);
@@ -174,6 +184,10 @@ static void fuzz_request(struct fuzz_env *env, uint8_t *body, size_t len)
         if (req.status == 500 || getenv("FUZZ_VERBOSE"))
                 fprintf(stderr, "%d for %s %s: %s\n", req.status, req.method, req.path, req.error);
         FUZZ_ASSERT(req.status != 500);
+        if (env->expect && req.status != env->expect)
+                fprintf(stderr, "%d for %s %s, want %d: %s\n", req.status, req.method, req.path,
+                        env->expect, req.error);
+        FUZZ_ASSERT(!env->expect || req.status == env->expect);
         /* a body that passed validation (the handler got as far as the database) was JSON
          * text, which holds no raw NUL byte anywhere */
         if (req.status == 503 && len && strcmp(req.method, "GET") != 0)
@@ -187,7 +201,7 @@ static void fuzz_request(struct fuzz_env *env, uint8_t *body, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         struct fuzz_in in = {data, size};
-        struct fuzz_env env = {.n = 0};
+        struct fuzz_env env = {.n = 0, .expect = 0};
         char *line = fuzz_line(&in), *sp, *q, *h;
         bool has_len = false, has_type = false;
         uint8_t *body;
