@@ -6,6 +6,11 @@
 #   make down       stop it;  make status  show its processes
 #   make check      install test packages, run unit, integration and e2e tests
 #   make lint       format check, banned functions, every header compiles alone
+#   make fuzz       libFuzzer harnesses (tests/fuzz/) built with clang into build-fuzz/, each run
+#                   FUZZ_SECONDS (60); FUZZ_TARGETS="route body" picks some
+#   make check-asan make check with SANITIZE=address,undefined (its own build tree)
+#   make check-tsan the concurrent e2e tests against loom-api built with SANITIZE=thread
+#   make valgrind   the workers under valgrind --leak-check=full for a short stub workload
 #   make bench-api  wrk through nginx: API routes against a static file
 #   make bench-dispatch  bead → claimed run latency, claim+finish throughput, against
 #                   graphile-worker and pg-boss on the same durable PostgreSQL
@@ -41,8 +46,18 @@ CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=
 LDFLAGS += -fsanitize=$(SANITIZE)
 OPT     := -O1 -g
 export LOOM_BIN_DIR := $(abspath $(B)/bin)
+# detect_leaks=0: the daemons exit with their threads still running; leaks are valgrind's job
 export ASAN_OPTIONS := detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS := print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS := halt_on_error=0 second_deadlock_stack=1 history_size=4
+endif
+# FUZZ=1 (set by `make fuzz`): clang, libFuzzer's coverage hooks, ASan and UBSan, in build-fuzz/.
+ifeq ($(FUZZ),1)
+CC      := clang
+B       := build-fuzz
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=all
+OPT     := -O1 -g
 endif
 BIN := $(B)/bin
 
@@ -132,20 +147,67 @@ $(B)/tests/%: tests/%.c tests/unit/testlib.h $(UNIT_LIB_OBJ)
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -MF $@.d -Itests/unit $(LDFLAGS) $< $(UNIT_LIB_OBJ) -o $@ \
 		$(FCGI_LIBS) $(LDLIBS)
 
+# The fuzz harnesses with a replay main: every seed and every regression input, in make check.
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_REPLAY_BIN := $(addprefix $(B)/tests/fuzz/replay_,$(FUZZ_NAMES))
+
+$(B)/tests/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(UNIT_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) -Itests/fuzz -DFUZZ_NAME='"$*"' -DFUZZ_REPLAY $(LDFLAGS) $< tests/fuzz/replay.c \
+		$(UNIT_LIB_OBJ) -o $@ $(FCGI_LIBS) $(LDLIBS)
+
 .PHONY: test-deps unit e2e check
 test-deps:
 	@deploy/install-deps.sh test
 
-unit: $(UNIT_BIN)
-	@for t in $(UNIT_BIN); do $$t | grep -v '^ok' || exit 1; done
+unit: $(UNIT_BIN) $(FUZZ_REPLAY_BIN)
+	@for t in $(UNIT_BIN) $(FUZZ_REPLAY_BIN); do $$t | grep -v '^ok' || exit 1; done
 
 e2e: all
 	@tests/lib/run-e2e.sh
 
 # The README's test command: packages, build, every layer, one closing "N passed, M failed" line.
 check: test-deps
-	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(INTEG_BIN)
-	@tests/lib/check.sh $(UNIT_BIN) -- $(INTEG_BIN)
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(FUZZ_REPLAY_BIN) $(INTEG_BIN)
+	@tests/lib/check.sh $(UNIT_BIN) $(FUZZ_REPLAY_BIN) -- $(INTEG_BIN)
+
+# ---- fuzzing and sanitizers ----------------------------------------------------------------
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= $(FUZZ_NAMES)
+FUZZ_BIN := $(addprefix $(B)/fuzz/fuzz_,$(FUZZ_NAMES))
+
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(UNIT_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(CC) $(CFLAGS) -fsanitize=fuzzer -Itests/fuzz $< $(UNIT_LIB_OBJ) -o $@ \
+		$(FCGI_LIBS) $(LDLIBS)
+
+.PHONY: fuzz fuzz-build check-asan check-tsan valgrind
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: test-deps
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+check-asan:
+	@$(MAKE) --no-print-directory SANITIZE=address,undefined check
+
+# The e2e files that load loom-api from many clients at once, with the workers at work beside
+# it (runs.test); work.test's 500-bead throughput test is too slow under TSan (~10x) to pass.
+TSAN_E2E ?= tests/e2e/resilience.test.mjs tests/e2e/badinput_scale.test.mjs tests/e2e/api.test.mjs \
+            tests/e2e/sse.test.mjs tests/e2e/runs.test.mjs
+check-tsan: test-deps
+	@$(MAKE) --no-print-directory SANITIZE=thread all
+	@log=$$(mktemp "$${TMPDIR:-/tmp}/loom-tsan.XXXXXX"); \
+	LOOM_BIN_DIR=$(abspath build-thread/bin) \
+		TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 history_size=4" \
+		tests/lib/run-e2e.sh $(TSAN_E2E) >$$log 2>&1; rc=$$?; \
+	grep -E '^(not ok|# (pass|fail) |sanitizer reports|--- loom|WARNING: ThreadSanitizer|SUMMARY)' $$log; \
+	echo "check-tsan: log in $$log"; exit $$rc
+
+valgrind: test-deps all
+	@tests/lib/valgrind.sh
 
 # ---- installing loomctl -------------------------------------------------------------------
 PREFIX ?= /usr/local

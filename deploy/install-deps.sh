@@ -10,7 +10,9 @@ RUN_PKGS=(build-essential pkg-config libfcgi-dev libfcgi-bin libpq-dev libjson-c
 	libcurl4-openssl-dev libsodium-dev libargon2-dev nginx supervisor postgresql curl ca-certificates git
 	bubblewrap)
 # chromium: the headless browser that tests/e2e/ui.test.mjs drives through playwright-core
-TEST_PKGS=(clang-format wrk procps iproute2 chromium)
+# clang + libclang-rt-dev: libFuzzer and the sanitizer runtimes for `make fuzz`
+# (--no-install-recommends would leave the runtime out); valgrind: `make valgrind`
+TEST_PKGS=(clang-format wrk procps iproute2 chromium clang libclang-rt-dev valgrind)
 
 mode=${1:-run}
 case $mode in

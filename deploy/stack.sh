@@ -26,6 +26,8 @@
 #   LOOM_LEASE_SECONDS, LOOM_LLM_*, LOOM_COMMAND_TIMEOUT_SECONDS, LOOM_RALPH_*, LOOM_MAX_* …
 #                       worker tunables (list: LOOM_TUNABLES below), passed on when set
 #   LOOM_BIN_DIR        where the programs are               default <repo>/build/bin
+#   ASAN_OPTIONS, UBSAN_OPTIONS, TSAN_OPTIONS, LSAN_OPTIONS
+#                       passed on to the Loom programs when set (sanitizer builds)
 #   PG_BINDIR           PostgreSQL server binaries           default newest /usr/lib/postgresql/*/bin
 #
 # Layout of <var>: pg/data (cluster), run/ (supervisor, FastCGI and pg/ sockets, pid files),
@@ -401,6 +403,17 @@ tunables_env() {
 	printf '%s' "$out"
 }
 
+# ,ASAN_OPTIONS="…",… for the Loom programs when the caller set them: a stack running programs
+# built with SANITIZE=… (make check-asan / check-tsan) reports findings in the programs' logs.
+SANITIZER_VARS="ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS LSAN_OPTIONS"
+sanitizer_env() {
+	local name out=
+	for name in $SANITIZER_VARS; do
+		[ -z "${!name:-}" ] || out+=",$name=\"$(supervisor_value "${!name}" "$name")\""
+	done
+	printf '%s' "$out"
+}
+
 # The stub and its script, copied where the programs' user can read them.
 stage_demo() {
 	[ "$DEMO" = 1 ] || return 0
@@ -436,6 +449,7 @@ render_configs() {
 		LOG_LEVEL="$LOG_LEVEL" API_PROCS="$API_PROCS" API_THREADS="$API_THREADS" \
 		SSE_MAX_STREAMS="$SSE_MAX_STREAMS" EXECUTORS="$EXECUTORS" EXECUTORS_ON="$executors_on" \
 		PROVIDER_ENV="$(provider_env)" TUNABLES_ENV="$(tunables_env)" SECRET_ENV="$(secret_env)" \
+		SANITIZER_ENV="$(sanitizer_env)" \
 		STUB_ON="$DEMO" STUB_PORT="$STUB_PORT" NODE="$(command -v node || echo node)"
 
 	# What `status` and tests/lib/stack.sh read back (may hold a password: 0600).

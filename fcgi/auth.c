@@ -137,37 +137,54 @@ bool auth_tls(const struct request *req)
         return *https && strcasecmp(https, "off") != 0;
 }
 
-/* The value of cookie name in the Cookie header, copied into the arena, or NULL. */
-static const char *auth_cookie(const struct request *req, const char *name)
+const char *auth_cookie_find(const char *header, const char *name, size_t *len)
 {
-        const char *h = http_param(req, "HTTP_COOKIE");
+        const char *h = header;
         size_t nlen = strlen(name);
 
+        *len = 0;
         while (*h) {
                 size_t n;
 
                 h += strspn(h, " ;");
                 n = strcspn(h, ";");
-                if (n > nlen && strncmp(h, name, nlen) == 0 && h[nlen] == '=')
-                        return arena_strndup(req->arena, h + nlen + 1, n - nlen - 1);
+                if (n > nlen && strncmp(h, name, nlen) == 0 && h[nlen] == '=') {
+                        *len = n - nlen - 1;
+                        return h + nlen + 1;
+                }
                 h += n;
         }
         return NULL;
 }
 
+const char *auth_bearer(const char *authorization)
+{
+        if (strncasecmp(authorization, "Bearer ", 7) != 0)
+                return NULL;
+        return authorization + 7 + strspn(authorization + 7, " ");
+}
+
+/* The value of cookie name in the Cookie header, copied into the arena, or NULL. */
+static const char *auth_cookie(const struct request *req, const char *name)
+{
+        size_t len;
+        const char *v = auth_cookie_find(http_param(req, "HTTP_COOKIE"), name, &len);
+
+        return v ? arena_strndup(req->arena, v, len) : NULL;
+}
+
 /* The credential: the bearer token, else the session cookie (*cookie set), else NULL. */
 static const char *auth_credential(const struct request *req, bool *cookie)
 {
-        const char *h = http_param(req, "HTTP_AUTHORIZATION");
-        const char *c;
+        const char *t = auth_bearer(http_param(req, "HTTP_AUTHORIZATION"));
 
         *cookie = false;
-        if (strncasecmp(h, "Bearer ", 7) == 0)
-                return h + 7 + strspn(h + 7, " ");
-        c = auth_cookie(req, auth_tls(req) ? AUTH_COOKIE_TLS : AUTH_COOKIE);
-        if (c)
+        if (t)
+                return t;
+        t = auth_cookie(req, auth_tls(req) ? AUTH_COOKIE_TLS : AUTH_COOKIE);
+        if (t)
                 *cookie = true;
-        return c;
+        return t;
 }
 
 bool auth_has_credential(const struct request *req)
@@ -177,8 +194,7 @@ bool auth_has_credential(const struct request *req)
         return auth_credential(req, &cookie) != NULL || *http_param(req, "HTTP_AUTHORIZATION");
 }
 
-/* Session tokens and API keys: "lms_" or "lmk_" and 32 lower-case hex digits. */
-static bool auth_token_shaped(const char *t)
+bool auth_token_shaped(const char *t)
 {
         size_t n = strlen(t);
 
@@ -208,25 +224,25 @@ static size_t auth_host_part(const char *v, const char **host)
         return strcspn(*host, ":/");
 }
 
-/*
- * Origin must name this site's host.  Debian's fastcgi_params passes HTTP_HOST as nginx's
- * $host, without the port, so the ports are not compared; SameSite cookies ignore them too.
- */
-static bool auth_same_origin(const struct request *req)
+bool auth_origin_ok(const char *origin, const char *fetch_site, const char *host)
 {
-        const char *origin = http_param(req, "HTTP_ORIGIN");
-        const char *site = http_param(req, "HTTP_SEC_FETCH_SITE");
         const char *oh, *hh;
         size_t on, hn;
 
-        if (*site)
-                return strcmp(site, "same-origin") == 0;
+        if (*fetch_site)
+                return strcmp(fetch_site, "same-origin") == 0;
         if (!*origin || strcmp(origin, "null") == 0)
                 return false;
         on = auth_host_part(origin, &oh);
-        hn = auth_host_part(http_param(req, "HTTP_HOST"), &hh);
+        hn = auth_host_part(host, &hh);
         return on && on == hn && strncasecmp(oh, hh, on) == 0 &&
                (strncmp(origin, "http://", 7) == 0 || strncmp(origin, "https://", 8) == 0);
+}
+
+static bool auth_same_origin(const struct request *req)
+{
+        return auth_origin_ok(http_param(req, "HTTP_ORIGIN"),
+                              http_param(req, "HTTP_SEC_FETCH_SITE"), http_param(req, "HTTP_HOST"));
 }
 
 static int auth_deny(struct request *req, const char *perm, const char *why)

@@ -46,6 +46,26 @@ void auth_set_cookie(struct request *req, const char *token, long max_age);
 /* A known permission string ("beads:write"); for API key permission lists. */
 bool auth_is_permission(const char *perm) __attribute__((warn_unused_result));
 
+/*
+ * The pure parts of reading a request's credential, for tests and fuzzing (auth_request uses
+ * them on the CGI parameters).  Strings are NUL-terminated header values; results borrow from
+ * them.
+ */
+/* The token of "Bearer <token>" (case-insensitive scheme, spaces skipped), or NULL. */
+const char *auth_bearer(const char *authorization);
+/* The value of cookie name in a Cookie header: a pointer into header and *len, or NULL. */
+const char *auth_cookie_find(const char *header, const char *name, size_t *len);
+/* Session tokens and API keys: "lms_" or "lmk_" and 32 lower-case hex digits. */
+bool auth_token_shaped(const char *t) __attribute__((warn_unused_result));
+/*
+ * Whether a cookie-authenticated change comes from this site: Sec-Fetch-Site "same-origin"
+ * when the browser sent it, else an http(s) Origin whose host is the Host header's.  Debian's
+ * fastcgi_params passes HTTP_HOST as nginx's $host, without the port, so ports are not
+ * compared; SameSite cookies ignore them too.  Absent headers are "".
+ */
+bool auth_origin_ok(const char *origin, const char *fetch_site, const char *host)
+        __attribute__((warn_unused_result));
+
 /* Idle and absolute session lifetimes, in seconds, from LOOM_SESSION_IDLE_SECONDS and
  * LOOM_SESSION_MAX_SECONDS. */
 long auth_session_idle(void);

@@ -13,16 +13,222 @@ static void input_put(void *obj)
         json_object_put(obj);
 }
 
+static bool is_json_space(char c)
+{
+        return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/*
+ * The JSON grammar of RFC 8259, checked before json-c builds the value: even in strict mode
+ * json-c takes single-quoted member names ({'a': 1}), NaN and Infinity, and numbers such as
+ * "1.", so a body it accepts is not always JSON.  Each json_* step returns the index after
+ * what it read, or 0 with *why set (a value never ends at byte 0).
+ */
+#define JSON_SCAN_DEPTH (2 * INPUT_MAX_DEPTH) /* json-c refuses past INPUT_MAX_DEPTH anyway */
+
+struct json_scan {
+        const char *s;
+        size_t n;
+        const char *why;
+        size_t at;                  /* the byte where it went wrong */
+        char open[JSON_SCAN_DEPTH]; /* '{' or '[' of each container we are in */
+        int depth;
+};
+
+static size_t json_ws(const struct json_scan *js, size_t i)
+{
+        while (i < js->n && is_json_space(js->s[i]))
+                i++;
+        return i;
+}
+
+static size_t json_fail(struct json_scan *js, size_t at, const char *why)
+{
+        js->why = why;
+        js->at = at;
+        return 0;
+}
+
+static bool json_hex(char c)
+{
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* A string at s[i] == '"': no raw control characters, only the escapes JSON has. */
+static size_t json_string(struct json_scan *js, size_t i)
+{
+        for (i++; i < js->n; i++) {
+                unsigned char c = (unsigned char)js->s[i];
+
+                if (c == '"')
+                        return i + 1;
+                if (c < 0x20)
+                        return json_fail(js, i, "control character in a string");
+                if (c != '\\')
+                        continue;
+                if (++i >= js->n)
+                        break;
+                if (js->s[i] == 'u') {
+                        if (js->n - i < 5 || !json_hex(js->s[i + 1]) || !json_hex(js->s[i + 2]) ||
+                            !json_hex(js->s[i + 3]) || !json_hex(js->s[i + 4]))
+                                return json_fail(js, i, "bad \\u escape");
+                        i += 4;
+                } else if (!strchr("\"\\/bfnrt", js->s[i]) || !js->s[i]) {
+                        return json_fail(js, i, "bad escape in a string");
+                }
+        }
+        return json_fail(js, js->n, "unexpected end of data");
+}
+
+static size_t json_digits(const struct json_scan *js, size_t i)
+{
+        while (i < js->n && js->s[i] >= '0' && js->s[i] <= '9')
+                i++;
+        return i;
+}
+
+/* -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)? */
+static size_t json_number(struct json_scan *js, size_t i)
+{
+        size_t j;
+
+        if (js->s[i] == '-')
+                i++;
+        j = json_digits(js, i);
+        if (j == i || (js->s[i] == '0' && j > i + 1))
+                return json_fail(js, i, "bad number");
+        i = j;
+        if (i < js->n && js->s[i] == '.') {
+                j = json_digits(js, i + 1);
+                if (j == i + 1)
+                        return json_fail(js, i, "bad number");
+                i = j;
+        }
+        if (i < js->n && (js->s[i] == 'e' || js->s[i] == 'E')) {
+                i++;
+                if (i < js->n && (js->s[i] == '+' || js->s[i] == '-'))
+                        i++;
+                j = json_digits(js, i);
+                if (j == i)
+                        return json_fail(js, i, "bad number");
+                i = j;
+        }
+        return i;
+}
+
+/* A string, number or literal at i (containers are opened by json_scan). */
+static size_t json_scalar(struct json_scan *js, size_t i)
+{
+        static const char *const words[] = {"true", "false", "null"};
+        char c = js->s[i];
+
+        if (c == '"')
+                return json_string(js, i);
+        if (c == '-' || (c >= '0' && c <= '9'))
+                return json_number(js, i);
+        for (size_t w = 0; w < 3; w++) {
+                size_t len = strlen(words[w]);
+
+                if (js->n - i >= len && memcmp(js->s + i, words[w], len) == 0)
+                        return i + len;
+        }
+        return json_fail(js, i, "unexpected character");
+}
+
+/* A member name and its colon at i; returns where the value starts. */
+static size_t json_member(struct json_scan *js, size_t i)
+{
+        i = json_ws(js, i);
+        if (i >= js->n || js->s[i] != '"')
+                return json_fail(js, i,
+                                 i >= js->n ? "unexpected end of data"
+                                            : "a member name in double quotes expected");
+        i = json_string(js, i);
+        if (!i)
+                return 0;
+        i = json_ws(js, i);
+        if (i >= js->n || js->s[i] != ':')
+                return json_fail(js, i, "':' expected");
+        return json_ws(js, i + 1);
+}
+
+/* After a value: commas, closing brackets; returns where the next value starts, or n. */
+static size_t json_after(struct json_scan *js, size_t i)
+{
+        for (;;) {
+                char close;
+
+                i = json_ws(js, i);
+                if (js->depth == 0)
+                        return i;
+                if (i >= js->n)
+                        return json_fail(js, i, "unexpected end of data");
+                close = js->open[js->depth - 1] == '{' ? '}' : ']';
+                if (js->s[i] == close) {
+                        js->depth--;
+                        i++;
+                        continue;
+                }
+                if (js->s[i] != ',')
+                        return json_fail(js, i, "',' or a closing bracket expected");
+                return js->open[js->depth - 1] == '{' ? json_member(js, i + 1) : json_ws(js, i + 1);
+        }
+}
+
+/* Opens the container at s[i]; returns where its first value starts, or after it if empty. */
+static size_t json_open(struct json_scan *js, size_t i)
+{
+        char close = js->s[i] == '{' ? '}' : ']';
+
+        if (js->depth == JSON_SCAN_DEPTH)
+                return json_fail(js, i, "nesting too deep");
+        js->open[js->depth++] = js->s[i];
+        i = json_ws(js, i + 1);
+        if (i < js->n && js->s[i] == close) {
+                js->depth--;
+                return json_after(js, i + 1);
+        }
+        return close == '}' ? json_member(js, i) : i;
+}
+
+/* NULL when s[0..n) is one JSON value and whitespace; else why, and the byte in *at. */
+static const char *json_check(const char *s, size_t n, size_t *at)
+{
+        struct json_scan js = {.s = s, .n = n};
+        size_t i = json_ws(&js, 0), next;
+
+        for (;;) {
+                if (i >= n) {
+                        *at = i;
+                        return "unexpected end of data";
+                }
+                if (s[i] == '{' || s[i] == '[')
+                        next = json_open(&js, i);
+                else if ((next = json_scalar(&js, i)))
+                        next = json_after(&js, next);
+                if (!next) {
+                        *at = js.at;
+                        return js.why;
+                }
+                i = next;
+                if (js.depth == 0)
+                        break;
+        }
+        *at = i;
+        return i == n ? NULL : "unexpected data after the value";
+}
+
 int input_parse(struct request *req, const char *body, size_t len, bool allow_empty,
                 json_object **out)
 {
         enum json_tokener_error jerr;
         json_tokener *tok;
         json_object *obj;
+        const char *why;
         size_t end;
 
         *out = NULL;
-        while (len && (body[0] == ' ' || body[0] == '\n' || body[0] == '\r' || body[0] == '\t')) {
+        while (len && is_json_space(body[0])) {
                 body++;
                 len--;
         }
@@ -34,6 +240,9 @@ int input_parse(struct request *req, const char *body, size_t len, bool allow_em
                 *out = arena_defer(req->arena, input_put, json_object_new_object());
                 return ERR_OK;
         }
+        why = json_check(body, len, &end);
+        if (why)
+                return http_fail(req, ERR_INVALID, "malformed JSON at byte %zu: %s", end, why);
         tok = json_tokener_new_ex(INPUT_MAX_DEPTH);
         json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
         obj = json_tokener_parse_ex(tok, body, (int)len);
@@ -49,7 +258,8 @@ int input_parse(struct request *req, const char *body, size_t len, bool allow_em
         }
         arena_defer(req->arena, input_put, obj);
         for (; end < len; end++) {
-                if (!strchr(" \t\r\n", body[end]))
+                /* not strchr(" \t\r\n", c): it finds the terminator too, so NULs would pass */
+                if (!is_json_space(body[end]))
                         return http_fail(req, ERR_INVALID,
                                          "malformed JSON: unexpected data after the value at "
                                          "byte %zu",

@@ -62,6 +62,14 @@ void arena_reset(struct arena *a)
                 return;
         /* keep the oldest block: it has the default size */
         keep = a->head;
+        if (ARENA_EXACT) {
+                while (a->head) {
+                        keep = a->head;
+                        a->head = keep->next;
+                        free(keep);
+                }
+                return;
+        }
         while (keep->next) {
                 struct arena_block *b = keep;
 
@@ -78,6 +86,13 @@ void *arena_alloc(struct arena *a, size_t size)
         struct arena_block *b = a->head;
         size_t off;
 
+        if (ARENA_EXACT) {
+                b = xmalloc(sizeof(*b) + size);
+                b->size = b->used = size;
+                b->next = a->head;
+                a->head = b;
+                return b->data;
+        }
         size = (size + align - 1) & ~(align - 1);
         if (!b || b->size - b->used < size) {
                 size_t want = size > a->block_size ? size : a->block_size;

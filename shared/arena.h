@@ -10,6 +10,23 @@
 
 #include <stddef.h>
 
+/*
+ * ARENA_EXACT is 1 under AddressSanitizer: every allocation then gets a block of its own,
+ * exactly its size, and a reset frees them all, so a read or write past what was asked for
+ * lands in ASan's redzone instead of in a neighbour's bytes (the sanitizer and fuzzing builds
+ * see arena overflows too), and memory is never kept across a reset.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_EXACT 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARENA_EXACT 1
+#endif
+#endif
+#ifndef ARENA_EXACT
+#define ARENA_EXACT 0
+#endif
+
 struct arena_block;
 struct arena_cleanup;
 

@@ -271,8 +271,7 @@ static json_object *llm_body(const struct llm_request *req)
         return o;
 }
 
-/* A 200 answer without streaming: choices[0].message.content, model, usage. */
-static enum llm_error_class llm_parse_answer(const char *body, struct llm_result *res)
+enum llm_error_class llm_answer_parse(const char *body, struct llm_result *res)
 {
         json_object *doc = json_tokener_parse(body), *choices, *msg, *v;
         enum llm_error_class c = LLM_ERR_PROTOCOL;
@@ -369,7 +368,7 @@ static bool llm_attempt(struct llm_attempt *a, const char *url, const char *body
         }
         if (res->http_status == 200) {
                 if (!a->streaming)
-                        res->error_class = llm_parse_answer(a->raw.buf, res);
+                        res->error_class = llm_answer_parse(a->raw.buf, res);
                 else if (!a->stream.done && !a->stream.saw_content)
                         res->error_class = LLM_ERR_PROTOCOL;
                 if (res->error_class)

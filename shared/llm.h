@@ -115,6 +115,13 @@ void llm_stream_init(struct llm_stream *st);
 void llm_stream_release(struct llm_stream *st);
 bool llm_stream_feed(struct llm_stream *st, const char *data, size_t len, struct llm_result *res);
 
+/*
+ * The parser of a whole (not streamed) 200 answer, exposed for tests: choices[0].message.content
+ * is appended to res->content, model and usage are taken.  LLM_OK, LLM_ERR_PROTOCOL when body is
+ * not a chat completion, LLM_ERR_TOO_LARGE when the content passed res->content's cap.
+ */
+enum llm_error_class llm_answer_parse(const char *body, struct llm_result *res);
+
 /* Classifies a non-200 answer from its status and body. */
 enum llm_error_class llm_classify(long status, const char *body);
 

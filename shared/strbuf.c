@@ -115,6 +115,40 @@ void strbuf_addf(struct strbuf *sb, const char *fmt, ...)
         va_end(ap);
 }
 
+/*
+ * Length of the well-formed UTF-8 sequence at s[0..n) (Unicode table 3-7: no overlong forms,
+ * no surrogates, nothing past U+10FFFF), or 0 when it is not one.  s[0] >= 0x80.
+ */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+        unsigned char lo = 0x80, hi = 0xbf;
+        size_t want;
+
+        if (s[0] >= 0xc2 && s[0] <= 0xdf)
+                want = 2;
+        else if (s[0] >= 0xe0 && s[0] <= 0xef)
+                want = 3;
+        else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+                want = 4;
+        else
+                return 0;
+        if (s[0] == 0xe0)
+                lo = 0xa0;
+        else if (s[0] == 0xed)
+                hi = 0x9f;
+        else if (s[0] == 0xf0)
+                lo = 0x90;
+        else if (s[0] == 0xf4)
+                hi = 0x8f;
+        if (n < want || s[1] < lo || s[1] > hi)
+                return 0;
+        for (size_t i = 2; i < want; i++) {
+                if (s[i] < 0x80 || s[i] > 0xbf)
+                        return 0;
+        }
+        return want;
+}
+
 void strbuf_add_json_str(struct strbuf *sb, const char *s, size_t len)
 {
         static const char hex[] = "0123456789abcdef";
@@ -125,6 +159,19 @@ void strbuf_add_json_str(struct strbuf *sb, const char *s, size_t len)
                 unsigned char c = (unsigned char)s[i];
                 char esc[6] = {'\\', 'u', '0', '0', 0, 0};
 
+                if (c >= 0x80) {
+                        size_t n = utf8_seq_len((const unsigned char *)s + i, len - i);
+
+                        if (n) {
+                                i += n - 1;
+                                continue;
+                        }
+                        /* JSON is UTF-8: a byte that is not part of a character becomes U+FFFD */
+                        strbuf_add(sb, s + start, i - start);
+                        strbuf_add(sb, "\\ufffd", 6);
+                        start = i + 1;
+                        continue;
+                }
                 if (c >= 0x20 && c != '"' && c != '\\')
                         continue;
                 strbuf_add(sb, s + start, i - start);

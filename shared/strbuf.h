@@ -37,7 +37,8 @@ void strbuf_addch(struct strbuf *sb, char c);
 void strbuf_addf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap)
         __attribute__((format(printf, 2, 0)));
-/* Appends s (len bytes, any content) as a quoted JSON string with escapes. */
+/* Appends s (len bytes, any content) as a quoted JSON string with escapes; bytes that are not
+ * well-formed UTF-8 become U+FFFD, so the result is always valid JSON text. */
 void strbuf_add_json_str(struct strbuf *sb, const char *s, size_t len);
 
 #endif

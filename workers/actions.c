@@ -70,7 +70,7 @@ static char *strip_trailing_commas(const char *s, size_t len)
                 } else if (c == ',') {
                         size_t j = i + 1;
 
-                        while (j < len && strchr(" \t\r\n", s[j]))
+                        while (j < len && s[j] && strchr(" \t\r\n", s[j]))
                                 j++;
                         if (j < len && (s[j] == '}' || s[j] == ']'))
                                 continue;

@@ -1035,6 +1035,9 @@ static const char *exec_turn(struct exec_run *run, char *err, size_t errlen)
                 run->guard.tests ? (run->guard.tests_failing ? "failing" : "passing") : "not run",
                 run->commits);
         reason = exec_apply(run, actions, &fb, &why);
+        /* why borrows from the reply's JSON, which dies here (TSan and ASan saw it read after) */
+        if (why)
+                why = arena_strdup(&run->w->arena, why);
         json_object_put(root);
         if (reason && strcmp(reason, "lease_lost") == 0) {
                 strbuf_release(&fb);

@@ -79,6 +79,14 @@ else
 	echo "  e2e: $p passed, $f failed"
 	passed=$((passed + p)); failed=$((failed + f))
 fi
+# sanitizer reports in the stack's logs (SANITIZE=… builds): each one is a failure
+s=$(sed -n 's/^sanitizer reports: \([0-9]*\)$/\1/p' "$e2elog" | tail -n 1)
+if [ -n "$s" ] && [ "$s" -gt 0 ]; then
+	sed -n '/^--- loom-.*sanitizer report/,/^sanitizer reports:/p' "$e2elog" | head -n 120
+	failed=$((failed + s))
+elif [ -n "$s" ]; then
+	echo "  e2e: no sanitizer reports in the programs' logs"
+fi
 
 echo
 echo "$passed passed, $failed failed"

@@ -15,6 +15,9 @@
 #   stack_pg_restart     restart only PostgreSQL and wait until it answers again
 #   stack_ctl ARGS...    supervisorctl for this stack (status, restart loom-api:*, ...)
 #   stack_logs [N]       the last N (20) lines of every log of this stack, to stderr
+#   stack_sanitizer_report  stops the Loom programs (so exit-time reports are written too),
+#                        prints every sanitizer report in their logs (ASan, UBSan, TSan, LSan)
+#                        and a closing line "sanitizer reports: N"; returns 1 when N > 0
 #   stack_cleanup        stack_stop if a stack is up; safe to call any number of times
 #
 # Set STACK_DATABASE_URL to run against an existing database instead of a cluster of its own.
@@ -123,6 +126,25 @@ stack_logs() {
 		printf -- '--- %s\n' "$f" >&2
 		tail -n "$n" "$f" >&2
 	done
+}
+
+# The first line of every sanitizer report, as the runtimes print them.
+_STACK_SANITIZER_RE='^(==[0-9]+==ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|[^ ]+:[0-9]+:[0-9]+: runtime error: )'
+
+stack_sanitizer_report() {
+	local v f n=0 hits
+	v=$(_stack_var) || return 0
+	stack_ctl stop 'loom-api:*' 'loom-sse:*' loom-dispatcher 'loom-executor:*' loom-ralph >/dev/null 2>&1 || true
+	for f in "$v"/log/loom-*.log; do
+		[ -s "$f" ] || continue
+		hits=$(grep -cE "$_STACK_SANITIZER_RE" "$f" || true)
+		[ "$hits" -gt 0 ] || continue
+		n=$((n + hits))
+		printf -- '--- %s: %s sanitizer report(s); the first:\n' "${f##*/}" "$hits"
+		grep -m 1 -A 30 -E "$_STACK_SANITIZER_RE" "$f"
+	done
+	echo "sanitizer reports: $n"
+	[ "$n" -eq 0 ]
 }
 
 stack_stop() {

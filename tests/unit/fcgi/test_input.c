@@ -63,6 +63,71 @@ TEST(malformed_json)
         arena_release(&arena);
 }
 
+/* JSON text holds no raw NUL anywhere: not inside, not after the value (found by fuzz_body). */
+TEST(nul_bytes_refused)
+{
+        static const char *const bodies[] = {"{}\0", "{}\n\0\0", "{\0}", "\0{}"};
+        static const size_t lens[] = {3, 5, 3, 3};
+        json_object *obj;
+
+        arena_init(&arena, 0);
+        for (size_t i = 0; i < 4; i++) {
+                memset(&req, 0, sizeof(req));
+                req.arena = &arena;
+                CHECK_INT(input_parse(&req, bodies[i], lens[i], true, &obj), ERR_INVALID);
+                CHECK_HAS(req.error, "malformed JSON");
+                arena_reset(&arena);
+        }
+        arena_release(&arena);
+}
+
+/* RFC 8259 and nothing more: json-c's strict mode alone takes the first four (found by e2e). */
+TEST(json_grammar_is_strict)
+{
+        static const char *const bad[] = {
+                "{'title':1}",
+                "{\"count\":NaN}",
+                "{\"count\":Infinity}",
+                "{\"count\":1.}",
+                "{\"count\":-Infinity}",
+                "{\"count\":01}",
+                "{\"count\":.5}",
+                "{\"count\":+1}",
+                "{\"count\":1e}",
+                "{\"count\":-}",
+                "{\"t\":\"a\\q\"}",
+                "{\"t\":\"\\u12\"}",
+                "{\"t\":\"a\tb\"}",
+                "{\"t\":1,}",
+                "{,}",
+                "{\"t\" 1}",
+                "{\"t\":[1,]}",
+                "{\"t\":tru}",
+                "{\"t\":1}}",
+                "{\"t\":[}",
+        };
+        static const char *const good[] = {
+                "{\"ctx\":{\"a\":[1,-0.5e-3,1E+2,0,true,false,null,\"\\\"\\\\/"
+                "\\b\\f\\n\\r\\t\\u00e9\"]}}",
+                " {\"ctx\" : { } } ",
+        };
+
+        arena_init(&arena, 0);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                if (run(bad[i], true) != ERR_INVALID || !strstr(req.error, "malformed JSON")) {
+                        printf("#   accepted or wrong message for %s: %s\n", bad[i], req.error);
+                        CHECK(0);
+                }
+        }
+        CHECK_INT(run(bad[0], true), ERR_INVALID);
+        CHECK_STR(req.error, "malformed JSON at byte 1: a member name in double quotes expected");
+        CHECK_INT(run(bad[3], true), ERR_INVALID);
+        CHECK_STR(req.error, "malformed JSON at byte 10: bad number");
+        for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+                CHECK_INT(run(good[i], true), ERR_OK);
+        arena_release(&arena);
+}
+
 TEST(deep_nesting_refused)
 {
         char deep[400];
@@ -175,6 +240,7 @@ TEST(numbers_may_be_fractions)
 }
 
 TESTS(TESTLIB_CASE(numbers_may_be_fractions), TESTLIB_CASE(good_body_passes),
-      TESTLIB_CASE(malformed_json), TESTLIB_CASE(deep_nesting_refused), TESTLIB_CASE(wrong_types),
-      TESTLIB_CASE(ranges_enums_and_limits), TESTLIB_CASE(required_unknown_readonly),
-      TESTLIB_CASE(id_syntax))
+      TESTLIB_CASE(malformed_json), TESTLIB_CASE(nul_bytes_refused),
+      TESTLIB_CASE(json_grammar_is_strict), TESTLIB_CASE(deep_nesting_refused),
+      TESTLIB_CASE(wrong_types), TESTLIB_CASE(ranges_enums_and_limits),
+      TESTLIB_CASE(required_unknown_readonly), TESTLIB_CASE(id_syntax))

@@ -178,6 +178,10 @@ TEST(the_plaintext_is_wiped_when_its_arena_resets)
         CHECK_INT(secret_open(&a, copy, &plain), ERR_OK);
         free(copy);
         CHECK_STR(plain, PLAIN);
+        if (ARENA_EXACT) { /* ASan builds free every block at reset: nothing left to look at */
+                arena_release(&a);
+                return;
+        }
         arena_reset(&a); /* the first block is kept: its bytes can be looked at */
         for (size_t i = 0; i < strlen(PLAIN); i++)
                 CHECK_INT(plain[i], 0);

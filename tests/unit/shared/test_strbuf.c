@@ -79,5 +79,29 @@ TEST(json_escaping)
         strbuf_release(&sb);
 }
 
+/* JSON text is UTF-8: characters pass, bytes that are not part of one become U+FFFD. */
+TEST(json_utf8)
+{
+        struct strbuf sb;
+
+        strbuf_init(&sb, 0);
+        strbuf_add_json_str(&sb, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9); /* é € 😀 */
+        CHECK_STR(sb.buf, "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+        strbuf_reset(&sb);
+        strbuf_add_json_str(&sb,
+                            "a\xff\xfe"
+                            "b",
+                            4);
+        CHECK_STR(sb.buf, "\"a\\ufffd\\ufffdb\"");
+        strbuf_reset(&sb);
+        strbuf_add_json_str(&sb, "x\xc3", 2); /* a character cut in half, e.g. by %.64s */
+        CHECK_STR(sb.buf, "\"x\\ufffd\"");
+        strbuf_reset(&sb);
+        /* overlong '/', a surrogate, past U+10FFFF */
+        strbuf_add_json_str(&sb, "\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80", 9);
+        CHECK_STR(sb.buf, "\"\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\"");
+        strbuf_release(&sb);
+}
+
 TESTS(TESTLIB_CASE(empty_is_terminated), TESTLIB_CASE(appends_grow), TESTLIB_CASE(cap_is_sticky),
-      TESTLIB_CASE(take_hands_over), TESTLIB_CASE(json_escaping))
+      TESTLIB_CASE(take_hands_over), TESTLIB_CASE(json_escaping), TESTLIB_CASE(json_utf8))
