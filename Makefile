@@ -6,6 +6,9 @@
 #   make down       stop it;  make status  show its processes
 #   make check      install test packages, run unit, integration and e2e tests
 #   make lint       format check, banned functions, every header compiles alone
+#   make chaos      1,000 beads (100 per scenario) through the whole stack while executors, loom-api,
+#                   loom-sse and PostgreSQL are killed, connections cut and held, nginx reloaded
+#                   and the provider fails; a table of losses, doubles and recovery times
 #   make fuzz       libFuzzer harnesses (tests/fuzz/) built with clang into build-fuzz/, each run
 #                   FUZZ_SECONDS (60); FUZZ_TARGETS="route body" picks some
 #   make check-asan make check with SANITIZE=address,undefined (its own build tree)
@@ -167,10 +170,24 @@ unit: $(UNIT_BIN) $(FUZZ_REPLAY_BIN)
 e2e: all
 	@tests/lib/run-e2e.sh
 
+# The connection holder of make chaos: libpq only.
+CHAOS_PGHOLD := $(B)/tests/chaos/pghold
+$(CHAOS_PGHOLD): tests/chaos/pghold.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -MF $@.d $(LDFLAGS) $< -o $@ $(LDLIBS)
+
 # The README's test command: packages, build, every layer, one closing "N passed, M failed" line.
 check: test-deps
-	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(FUZZ_REPLAY_BIN) $(INTEG_BIN)
-	@tests/lib/check.sh $(UNIT_BIN) $(FUZZ_REPLAY_BIN) -- $(INTEG_BIN)
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(FUZZ_REPLAY_BIN) $(INTEG_BIN) $(CHAOS_PGHOLD)
+	@CHAOS_PGHOLD=$(abspath $(CHAOS_PGHOLD)) tests/lib/check.sh $(UNIT_BIN) $(FUZZ_REPLAY_BIN) -- \
+		$(INTEG_BIN)
+
+# Faults through the whole stack, one scenario at a time and then all together (tests/chaos/).
+.PHONY: chaos
+chaos: test-deps
+	@$(MAKE) --no-print-directory all $(CHAOS_PGHOLD)
+	@CHAOS_PGHOLD=$(abspath $(CHAOS_PGHOLD)) tests/chaos/chaos.sh
 
 # ---- fuzzing and sanitizers ----------------------------------------------------------------
 FUZZ_SECONDS ?= 60

@@ -16,6 +16,7 @@
 #   LOOM_SSE_MAX_STREAMS  stream cap passed to loom-sse      default: loom-sse's own
 #   LOOM_LOG_LEVEL      passed to every Loom program         default info
 #   LOOM_PG_FAST=1      fsync=off, full_page_writes=off, initdb --no-sync (tests only)
+#   LOOM_PG_MAX_CONNECTIONS  the local cluster's max_connections         default 300
 #   LOOM_PROVIDER_URL, LOOM_PROVIDER_API_KEY, LOOM_PROVIDER_MODEL
 #                       registered as provider "default" by loom-ralph when there is none
 #   LOOM_SECRET_KEY     32 bytes (64 hex digits or base64) that seal stored API keys; unset:
@@ -85,6 +86,8 @@ load_settings() {
 	[ -z "$SSE_MAX_STREAMS" ] || check_uint LOOM_SSE_MAX_STREAMS "$SSE_MAX_STREAMS" 1 1000000
 	[[ $LOG_LEVEL =~ ^[a-z]+$ ]] || die "LOOM_LOG_LEVEL must be a lower-case word: '$LOG_LEVEL'"
 	PG_FAST=${LOOM_PG_FAST:-0}
+	PG_MAX_CONNECTIONS=${LOOM_PG_MAX_CONNECTIONS:-300}
+	check_uint LOOM_PG_MAX_CONNECTIONS "$PG_MAX_CONNECTIONS" 20 10000
 	# The demo: the scripted stub stands in for a model (only when no provider is configured).
 	DEMO=${LOOM_DEMO:-0}
 	[ -z "${LOOM_PROVIDER_URL:-}" ] || DEMO=0
@@ -394,7 +397,7 @@ LOOM_DISPATCH_BACKOFF_SECONDS LOOM_EVENTS_RETENTION_DAYS LOOM_LOGS_RETENTION_DAY
 LOOM_SANDBOX_MEMORY_MB LOOM_SANDBOX_FILE_MB LOOM_SANDBOX_NPROC LOOM_SANDBOX_NOFILE LOOM_SANDBOX_TMP_MB
 LOOM_SANDBOX_RO_PATHS LOOM_SANDBOX_BWRAP LOOM_SESSION_IDLE_SECONDS LOOM_SESSION_MAX_SECONDS
 LOOM_LOGIN_MAX_FAILURES LOOM_LOGIN_MAX_FAILURES_PER_IP LOOM_LOGIN_WINDOW_SECONDS
-LOOM_API_LLM_REQUESTS LOOM_PAIR_COMMAND_TIMEOUT_SECONDS"
+LOOM_API_LLM_REQUESTS LOOM_PAIR_COMMAND_TIMEOUT_SECONDS LOOM_ACTION_LEDGER"
 tunables_env() {
 	local name out=
 	for name in $LOOM_TUNABLES; do
@@ -444,7 +447,7 @@ render_configs() {
 	"$DEPLOY/render.sh" "$DEPLOY/supervisord.conf.in" "$CONF" 0600 -- \
 		VAR="$VAR" BIN_DIR="$BIN_DIR" NGINX="$NGINX" MINFDS="$minfds" \
 		PG_LOCAL="$PG_LOCAL" PG_BINDIR="$PG_BINDIR" PG_PORT="$PG_PORT" PG_SOCKET_DIR="$PG_SOCKET_DIR" \
-		PG_FSYNC="$pg_fsync" PG_USER_LINE="$pg_user_line" APP_USER_LINE="$app_user_line" \
+		PG_FSYNC="$pg_fsync" PG_MAX_CONNECTIONS="$PG_MAX_CONNECTIONS" PG_USER_LINE="$pg_user_line" APP_USER_LINE="$app_user_line" \
 		SOCKET_OWNER_LINE="$socket_owner_line" DATABASE_URL="$(supervisor_value "$DB_URL")" \
 		LOG_LEVEL="$LOG_LEVEL" API_PROCS="$API_PROCS" API_THREADS="$API_THREADS" \
 		SSE_MAX_STREAMS="$SSE_MAX_STREAMS" EXECUTORS="$EXECUTORS" EXECUTORS_ON="$executors_on" \

@@ -46,11 +46,14 @@
 #include "worker.h"
 #include "workspace.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #define EXEC_MAX_BAD_REPLIES 8
 #define EXEC_FEEDBACK_CAP    ((size_t)96 << 10)
@@ -91,7 +94,7 @@ static const char *const exec_slips[] = {
 static struct db_stmt exec_claim_stmt = {
         .name = "exec_claim",
         .sql = "SELECT r.id, r.bead_id, r.max_iterations, r.attempt, r.project_id,"
-               " coalesce(r.agent_id, '') FROM loom_run_claim($1, $2::int) r"
+               " coalesce(r.agent_id, ''), r.iterations FROM loom_run_claim($1, $2::int) r"
                " WHERE r.id IS NOT NULL",
         .nparams = 2,
 };
@@ -300,6 +303,10 @@ struct exec_run {
         bool merge_approved; /* a person approved: this run only pushes and merges */
         int attempt, max_iterations, iterations, bad_replies;
         bool lease_lost;
+        /* when the lease last confirmed runs out by this process's monotonic clock (measured
+         * from before the renewing statement was sent, so never later than the database's):
+         * past it, nothing more is done, even while the database cannot be asked */
+        long long lease_until_ms;
         bool unpriced_logged;
         /* why a reservation stopped the run: gate ("budget", "spend", "merge") for a person,
          * with the question and figures for the decision; halt for anything else */
@@ -362,26 +369,43 @@ static void exec_say(struct exec_run *run, const char *role, const char *content
         exec_do(run, &exec_message_stmt, params, NULL);
 }
 
-/* Renews the lease for lease_s; with info, publishes the iteration.  False: not ours. */
+/* True while the lease last confirmed has not run out by our own clock. */
+static bool exec_lease_held(struct exec_run *run)
+{
+        if (!run->lease_lost && worker_now_ms() >= run->lease_until_ms) {
+                run->lease_lost = true;
+                log_warn("run %s: the lease ran out before it could be renewed; stopping", run->id);
+        }
+        return !run->lease_lost;
+}
+
+/*
+ * Renews the lease for lease_s; with info, publishes the iteration.  False: not ours, or the
+ * database cannot be asked and the lease confirmed last has run out (another executor may
+ * hold the run by now: fencing, not hope).
+ */
 static bool exec_progress(struct exec_run *run, long lease_s, const char *info)
 {
-        const char *params[5] = {run->id, run->w->name, exec_num(run, lease_s),
+        const char *params[5] = {run->id, run->w->owner, exec_num(run, lease_s),
                                  exec_num(run, run->iterations), info};
+        long long sent = worker_now_ms();
         PGresult *res;
         bool ours;
 
         if (db_exec(&run->w->db, &exec_progress_stmt, params, &res) != ERR_OK)
-                return true; /* the database hiccuped: keep going, the lease still runs */
+                return exec_lease_held(run); /* a hiccup: go on while the old lease runs */
         ours = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         PQclear(res);
         if (!ours)
                 run->lease_lost = true;
+        else
+                run->lease_until_ms = sent + lease_s * 1000;
         return ours;
 }
 
 static void exec_finish(struct exec_run *run, const char *reason, const char *error)
 {
-        const char *params[5] = {run->id, run->w->name, reason, error,
+        const char *params[5] = {run->id, run->w->owner, reason, error,
                                  exec_num(run, run->iterations)};
         PGresult *res;
 
@@ -482,7 +506,7 @@ static int exec_reserve(struct exec_run *run, const struct llm_message *msgs, in
 {
         struct budget_call call = {
                 .run_id = run->id,
-                .owner = run->w->name,
+                .owner = run->w->owner,
                 .model = run->model,
                 .max_tokens = max_tokens,
                 .wait_ms = run->cfg->budget_wait_s * 1000,
@@ -756,6 +780,53 @@ static void exec_close_other(struct exec_run *run, const char *bead, const char 
 }
 
 /*
+ * The action ledger (LOOM_ACTION_LEDGER, a file path; off when unset): one line per action
+ * carried out, appended with O_APPEND by every executor on the host, written when the action
+ * has had its effect and before the database hears of it, so it also counts what a crash or a
+ * database outage keeps out of the actions table:
+ *
+ *   <unix ms> <lease owner> <bead> <run> <attempt> <iteration> <seq> <type> <ok|error> <path|->
+ *
+ * (run, attempt, iteration, seq) names one action of one reply of the model: a key seen twice
+ * is an action done twice.  make chaos counts exactly that.
+ */
+static int exec_ledger_fd = -1;
+
+static void exec_ledger_open(void)
+{
+        const char *path = config_str("LOOM_ACTION_LEDGER", NULL);
+
+        if (!path || !*path)
+                return;
+        exec_ledger_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (exec_ledger_fd < 0)
+                log_warn("LOOM_ACTION_LEDGER %s: %s; no ledger is kept", path, strerror(errno));
+}
+
+static void exec_ledger(struct exec_run *run, int seq, const char *type,
+                        const struct tool_result *tr)
+{
+        struct timespec now;
+        char line[1024], path[512];
+        size_t i;
+        int n;
+
+        if (exec_ledger_fd < 0)
+                return;
+        /* one line, one write(): no byte of a path may break it */
+        for (i = 0; tr->path[i] && i < sizeof(path) - 1; i++)
+                path[i] = (unsigned char)tr->path[i] <= ' ' ? '?' : tr->path[i];
+        path[i] = '\0';
+        clock_gettime(CLOCK_REALTIME, &now);
+        n = snprintf(line, sizeof(line), "%lld %s %s %s %d %d %d %.40s %s %s\n",
+                     (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000, run->w->owner, run->bead,
+                     run->id, run->attempt, run->iterations, seq, type, tr->ok ? "ok" : "error",
+                     path[0] ? path : "-");
+        if (n > 0 && (size_t)n < sizeof(line) && write(exec_ledger_fd, line, (size_t)n) != n)
+                log_warn("action ledger: %s", strerror(errno));
+}
+
+/*
  * Uncommitted work is committed, and the branch pushed when there is a remote (in a project
  * that gates merges, only once a person approved).
  */
@@ -778,8 +849,11 @@ static void exec_wrap_up(struct exec_run *run, int *seq)
                                 json_object_new_string(arena_printf(
                                         &run->w->arena, "Loom: finish bead %s", run->bead)));
                 tool_result_init(&tr);
-                if (tools_run(&run->tenv, steps[i], a, &tr) == ERR_OK && (tr.ok || i == 1))
-                        exec_log_action(run, ++*seq, steps[i], a, &tr, tr.duration_ms);
+                if (exec_lease_held(run) && tools_run(&run->tenv, steps[i], a, &tr) == ERR_OK &&
+                    (tr.ok || i == 1)) {
+                        exec_ledger(run, ++*seq, steps[i], &tr);
+                        exec_log_action(run, *seq, steps[i], a, &tr, tr.duration_ms);
+                }
                 tool_result_release(&tr);
                 json_object_put(a);
         }
@@ -852,6 +926,8 @@ static const char *exec_apply(struct exec_run *run, json_object *actions, struct
                 struct timespec t0, t1;
                 long ms;
 
+                if (!exec_lease_held(run))
+                        return "lease_lost"; /* another executor may hold the run by now */
                 tool_result_init(&tr);
                 clock_gettime(CLOCK_MONOTONIC, &t0);
                 if (actions_check(a, err, sizeof(err)) != ERR_OK) {
@@ -906,7 +982,8 @@ static const char *exec_apply(struct exec_run *run, json_object *actions, struct
                 guard_action(&run->guard, run->iterations, type, tr.path, tr.ok, tr.mutated);
                 if (tr.ok && strcmp(type, "git_commit") == 0 && tr.mutated)
                         run->commits++;
-                exec_log_action(run, ++seq, type, a, &tr, ms);
+                exec_ledger(run, ++seq, type, &tr);
+                exec_log_action(run, seq, type, a, &tr, ms);
                 strbuf_addf(fb, "%zu. %.60s%s%s: %s\n%s\n", i + 1, type, tr.path[0] ? " " : "",
                             tr.path, tr.ok ? "executed" : "error", tr.text.buf);
                 tool_result_release(&tr);
@@ -1230,7 +1307,7 @@ static void exec_gate(struct exec_run *run)
 {
         char did[64];
 
-        if (budget_gate(&run->w->db, run->id, run->w->name, run->gate, run->gate_question,
+        if (budget_gate(&run->w->db, run->id, run->w->owner, run->gate, run->gate_question,
                         run->gate_detail, run->iterations, did, sizeof(did)) != ERR_OK) {
                 log_error("run %s: cannot stop it for a person (%s): %s; the lease will expire",
                           run->id, run->gate, run->w->db.errmsg);
@@ -1370,7 +1447,7 @@ static int exec_run(struct exec_run *run)
         PQclear(ctx);
         while (!reason && run->iterations < run->max_iterations) {
                 if (*worker_stop_flag()) {
-                        const char *rp[2] = {run->id, run->w->name};
+                        const char *rp[2] = {run->id, run->w->owner};
 
                         exec_do(run, &exec_release_stmt, rp, NULL);
                         dblog_write(LOG_LEVEL_INFO, EXEC_WHERE(run),
@@ -1422,8 +1499,9 @@ static int executor_tick(struct worker *w)
                         cfg.projects_dir = dir;
                 }
         }
-        params[0] = w->name;
+        params[0] = w->owner;
         params[1] = exec_num(&run, cfg.lease_s);
+        run.lease_until_ms = worker_now_ms() + cfg.lease_s * 1000;
         rc = db_exec(&w->db, &exec_claim_stmt, params, &res);
         if (rc)
                 return rc;
@@ -1437,6 +1515,8 @@ static int executor_tick(struct worker *w)
         run.attempt = (int)strtol(PQgetvalue(res, 0, 3), NULL, 10);
         snprintf(run.project, sizeof(run.project), "%s", PQgetvalue(res, 0, 4));
         snprintf(run.agent, sizeof(run.agent), "%s", PQgetvalue(res, 0, 5));
+        /* handed back by an executor that shut down: go on from where it stopped */
+        run.iterations = (int)strtol(PQgetvalue(res, 0, 6), NULL, 10);
         PQclear(res);
         dblog_write(LOG_LEVEL_INFO, EXEC_WHERE(&run), "run %s: started on bead %s (attempt %d)",
                     run.id, run.bead, run.attempt);
@@ -1491,6 +1571,7 @@ int main(void)
                 dblog_stop(2000);
                 return 1;
         }
+        exec_ledger_open();
         if (httpc_global_init() != 0) {
                 log_error("cannot initialise libcurl");
                 return 1;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define WORKER_DBLOG_STOP_MS 2000 /* at exit, queued log lines get this long to be written */
 
@@ -80,7 +81,7 @@ static int worker_prepare(struct worker *w)
 }
 
 /* Milliseconds on the monotonic clock. */
-static long long worker_now_ms(void)
+long long worker_now_ms(void)
 {
         struct timespec ts;
 
@@ -148,6 +149,18 @@ static void worker_gap(struct worker *w, long long tick_start_ms)
         worker_drain(w);
 }
 
+/* name@host:pid (host cut at 64 bytes); a static buffer, made once per process. */
+static const char *worker_owner(const char *name)
+{
+        static char owner[256];
+        char host[65] = "";
+
+        if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
+                snprintf(host, sizeof(host), "localhost");
+        snprintf(owner, sizeof(owner), "%.150s@%s:%ld", name, host, (long)getpid());
+        return owner;
+}
+
 const volatile sig_atomic_t *worker_stop_flag(void)
 {
         return &worker_stop;
@@ -168,12 +181,13 @@ int worker_main(const struct worker_def *def)
         signal(SIGPIPE, SIG_IGN);
         w.def = def;
         w.name = config_str("LOOM_WORKER_NAME", def->name);
+        w.owner = worker_owner(w.name);
         db_init(&w.db, config_database_url());
         arena_init(&w.arena, 0);
         /* notable lines also go to the logs table (a daemon may have started it already) */
         if (dblog_start(config_database_url(), w.name) != ERR_OK)
                 log_warn("cannot start the database log writer; logging to stderr only");
-        log_info("%s starting as %s", def->name, w.name);
+        log_info("%s starting as %s (lease owner %s)", def->name, w.name, w.owner);
         while (!worker_stop) {
                 int rc = worker_prepare(&w);
 

@@ -26,6 +26,10 @@
 struct worker {
         const struct worker_def *def;
         const char *name; /* LOOM_WORKER_NAME or def->name */
+        /* name@host:pid — this process alone, even when a restarted process or another host
+         * has the same name: the lease owner of the runs it claims, so a process that lost
+         * its lease can never renew or finish the run another process now holds */
+        const char *owner;
         struct db db;
         struct arena arena; /* reset after every tick */
         bool leader;        /* holds the advisory lock for def->name */
@@ -47,6 +51,9 @@ struct worker_def {
 };
 
 /* The flag SIGTERM/SIGINT set: long work (an LLM call, a run) checks it to stop early. */
+/* CLOCK_MONOTONIC in milliseconds. */
+long long worker_now_ms(void);
+
 const volatile sig_atomic_t *worker_stop_flag(void);
 
 /* Runs def until SIGTERM/SIGINT; returns the process exit status. */

@@ -212,7 +212,11 @@ test('kill -9 of an executor mid-run: the run is re-queued after its lease and c
     if (!owner) await sleep(100);
   }
   assert.ok(owner, 'the run reached its slow second iteration');
-  const pid = stackShell(`stack_ctl pid loom-executor:loom-executor_${owner.replace('executor-', '')}`).trim();
+  // the lease owner is name@host:pid, this very process
+  const m = /^executor-(\d+)@[^:]+:(\d+)$/.exec(owner);
+  assert.ok(m, `lease owner ${owner}`);
+  const pid = stackShell(`stack_ctl pid loom-executor:loom-executor_${m[1]}`).trim();
+  assert.equal(pid, m[2]);
   process.kill(Number(pid), 'SIGKILL');
   const closed = await waitBead(s.id, (y) => y.status === 'closed', 'closed after the re-queue', 60000);
   assert.equal(closed.context.terminal_reason, 'completed');
@@ -224,6 +228,43 @@ test('kill -9 of an executor mid-run: the run is re-queued after its lease and c
   // the second attempt resumed the conversation: the file written before the kill is there
   const conv = (await api('GET', `/api/v1/beads/${s.id}/conversation`)).body;
   assert.ok(conv.some((m) => /A new run \(attempt 2\) continues this bead/.test(m.content)));
+});
+
+test('an executor stopped mid-run hands it back: the next one goes on, no action twice', async () => {
+  const p = await project();
+  await stubPost('/_stub/script', { beads: [{ match: '^Hand over$', replies: [
+    actions({ type: 'write_file', path: 'h1.txt', content: 'one\n' }),
+    actions({ type: 'write_file', path: 'h2.txt', content: 'two\n' }),
+    { delay_ms: 2500, actions: [{ type: 'write_file', path: 'h3.txt', content: 'three\n' }] },
+    actions({ type: 'done', reason: 'handed over' }),
+  ] }] });
+  const h = await newBead(p, { title: 'Hand over' });
+  let owner;
+  for (let i = 0; i < 150 && !owner; i++) {
+    owner = sql(`SELECT lease_owner FROM runs WHERE bead_id='${h.id}' AND state='running' AND iterations >= 3`);
+    if (!owner) await sleep(100);
+  }
+  assert.ok(owner, 'the run reached its slow third iteration');
+  const num = /^executor-(\d+)@/.exec(owner)[1];
+  // SIGTERM: the executor ends its call, hands the run back and exits
+  stackShell(`stack_ctl stop loom-executor:loom-executor_${num} >/dev/null; stack_ctl start loom-executor:loom-executor_${num} >/dev/null`);
+  const closed = await waitBead(h.id, (y) => y.status === 'closed', 'closed after the handover', 60000);
+  assert.equal(closed.context.terminal_reason, 'completed');
+  const runs = (await api('GET', `/api/v1/beads/${h.id}/runs`)).body;
+  assert.equal(runs.length, 1);
+  assert.equal(runs[0].attempt, 1, 'a handover is not a new attempt');
+  assert.equal(sql(`SELECT count(*) FROM events WHERE bead_id='${h.id}' AND type='run.released'`), '1');
+  assert.ok(Number(sql(`SELECT count(DISTINCT actor) FROM events WHERE bead_id='${h.id}' AND type IN ('run.started', 'run.finished')`)) === 2,
+    'two executor processes worked the run');
+  // iterations went on from where the first executor stopped: every action has its own
+  // (iteration, seq), and each file was written once
+  const acts = (await api('GET', `/api/v1/runs/${runs[0].id}/actions`)).body;
+  const keys = acts.map((a) => `${a.iteration}.${a.seq}`);
+  assert.equal(new Set(keys).size, keys.length, `an (iteration, seq) twice: ${keys}`);
+  const writes = acts.filter((a) => a.type === 'write_file').map((a) => a.path);
+  assert.deepEqual(writes.sort(), ['h1.txt', 'h2.txt', 'h3.txt']);
+  assert.equal(Math.max(...acts.map((a) => a.iteration)), runs[0].iterations);
+  assert.ok(runs[0].iterations >= 4, JSON.stringify(runs[0]));
 });
 
 test('4 executors x 500 trivial beads: each executed exactly once', async () => {

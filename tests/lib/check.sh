@@ -6,7 +6,8 @@
 # unit: plain binaries.  integration: against a throw-away PostgreSQL (tests/lib/pg.sh),
 # migrated by loom-migrate twice (the second run must apply nothing).  e2e: the whole stack
 # (tests/lib/stack.sh: PostgreSQL, nginx, loom-api, loom-sse, workers under supervisord on
-# random ports) driven by node's test runner over HTTP.
+# random ports) driven by node's test runner over HTTP.  chaos: the short fault-injection run
+# (tests/chaos/chaos.sh --short), a stack of its own.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -87,6 +88,15 @@ if [ -n "$s" ] && [ "$s" -gt 0 ]; then
 elif [ -n "$s" ]; then
 	echo "  e2e: no sanitizer reports in the programs' logs"
 fi
+
+echo "== chaos, short (tests/chaos/chaos.sh --short: every fault scenario on a small workload)"
+chaoslog=$(mktemp "${TMPDIR:-/tmp}/loom-chaos.XXXXXX")
+tests/chaos/chaos.sh --short >"$chaoslog" 2>&1
+# the table, the failing scenarios and their diagnostics
+grep -E '^(\||not ok|chaos:|# .*(FAILED|error))' "$chaoslog" | cut -c1-400
+grep -q '^not ok' "$chaoslog" && tail -n 60 "$chaoslog"
+count "$chaoslog"
+rm -f "$chaoslog"
 
 echo
 echo "$passed passed, $failed failed"
