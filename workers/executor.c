@@ -48,6 +48,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,6 +282,27 @@ static struct db_stmt exec_finish_stmt = {
         .nparams = 5,
 };
 
+/* The runs being worked, and whose they are (a handful: one per busy executor). */
+static struct db_stmt exec_held_stmt = {
+        .name = "exec_held",
+        .sql = "SELECT id, lease_owner FROM runs WHERE state = 'running'",
+        .readonly = true,
+};
+
+/* The lease of a run whose executor is gone ends now; loom_runs_expire takes it from there. */
+static struct db_stmt exec_orphan_stmt = {
+        .name = "exec_orphan",
+        .sql = "UPDATE runs SET lease_expires_at = now()"
+               " WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+        .nparams = 2,
+};
+
+static struct db_stmt exec_expire_stmt = {
+        .name = "exec_expire",
+        .sql = "SELECT loom_runs_expire($1::int)",
+        .nparams = 1,
+};
+
 /* Chosen once at start (LOOM_SANDBOX*): how commands are confined. */
 static struct sandbox exec_sandbox;
 
@@ -289,7 +311,9 @@ struct exec_settings {
         long llm_timeout_s, llm_connect_s, llm_retries;
         long command_timeout_s;
         long budget_wait_s;
+        long max_attempts;
         bool stream;
+        bool reclaim; /* LOOM_EXECUTOR_RECLAIM: end the leases of this host's dead executors */
         const char *projects_dir;
 };
 
@@ -1473,6 +1497,70 @@ static int exec_run(struct exec_run *run)
         return ERR_OK;
 }
 
+/*
+ * A run whose executor was killed (SIGKILL, the OOM killer, a crash) would wait out its lease
+ * (LOOM_LEASE_SECONDS, a minute by default) before loom-ralph re-queues it.  A lease owner is
+ * name@host:pid, so an executor can tell when one of its own host's executors is gone: no
+ * process has that pid any more.  Then the lease ends at once and the run goes back to the
+ * queue as its next attempt (loom_runs_expire, Ralph's own rule, max attempts and all).  When
+ * supervisord restarts a killed executor, the new process finds its predecessor's run on its
+ * first tick.  Checked on the first tick and every EXEC_RECLAIM_MS after.  A pid that exists
+ * (or was reused) proves nothing and leaves the lease to expire; executors that share a host
+ * name must share a pid namespace (LOOM_EXECUTOR_RECLAIM=0 turns this off where they do not).
+ */
+#define EXEC_RECLAIM_MS 5000
+
+static void exec_reclaim(struct worker *w, const struct exec_settings *cfg)
+{
+        static long long next_ms;
+        static char host[65];
+        PGresult *res;
+        int ended = 0;
+
+        if (worker_now_ms() < next_ms)
+                return;
+        next_ms = worker_now_ms() + EXEC_RECLAIM_MS;
+        if (!host[0] && gethostname(host, sizeof(host) - 1) != 0)
+                return;
+        if (db_exec(&w->db, &exec_held_stmt, NULL, &res) != ERR_OK)
+                return;
+        for (int i = 0; i < PQntuples(res); i++) {
+                const char *owner = PQgetvalue(res, i, 1);
+                const char *at = strrchr(owner, '@'), *colon = strrchr(owner, ':');
+                const char *params[2] = {PQgetvalue(res, i, 0), owner};
+                PGresult *done;
+                char *end;
+                long pid;
+
+                if (!at || !colon || colon < at || (size_t)(colon - at - 1) != strlen(host) ||
+                    strncmp(at + 1, host, strlen(host)) != 0)
+                        continue;
+                pid = strtol(colon + 1, &end, 10);
+                if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 ||
+                    errno != ESRCH)
+                        continue;
+                if (db_exec(&w->db, &exec_orphan_stmt, params, &done) == ERR_OK) {
+                        PQclear(done);
+                        dblog_write(LOG_LEVEL_WARN, NULL,
+                                    "run %s: its executor %s is gone; the run goes back to the "
+                                    "queue now instead of when its lease runs out",
+                                    params[0], owner);
+                        ended++;
+                }
+        }
+        PQclear(res);
+        if (ended) {
+                const char *params[1] = {arena_printf(&w->arena, "%ld", cfg->max_attempts)};
+
+                if (db_exec(&w->db, &exec_expire_stmt, params, &res) == ERR_OK)
+                        PQclear(res);
+                else
+                        log_warn("cannot re-queue the runs of gone executors now (%s); loom-ralph "
+                                 "will",
+                                 w->db.errmsg);
+        }
+}
+
 static int executor_tick(struct worker *w)
 {
         static struct exec_settings cfg;
@@ -1491,6 +1579,8 @@ static int executor_tick(struct worker *w)
                 cfg.command_timeout_s = config_long("LOOM_COMMAND_TIMEOUT_SECONDS", 300, 1, 3600);
                 cfg.budget_wait_s = config_long("LOOM_BUDGET_WAIT_SECONDS", 300, 1, 3600);
                 cfg.stream = config_long("LOOM_LLM_STREAM", 1, 0, 1) == 1;
+                cfg.max_attempts = config_long("LOOM_MAX_ATTEMPTS", 3, 1, 100);
+                cfg.reclaim = config_long("LOOM_EXECUTOR_RECLAIM", 1, 0, 1) == 1;
                 cfg.projects_dir = config_str("LOOM_PROJECTS_DIR", NULL);
                 if (!cfg.projects_dir) {
                         static char dir[4096];
@@ -1499,6 +1589,8 @@ static int executor_tick(struct worker *w)
                         cfg.projects_dir = dir;
                 }
         }
+        if (cfg.reclaim)
+                exec_reclaim(w, &cfg);
         params[0] = w->owner;
         params[1] = exec_num(&run, cfg.lease_s);
         run.lease_until_ms = worker_now_ms() + cfg.lease_s * 1000;
