@@ -67,7 +67,7 @@ fail() {
 # ---- checks before anything is made -----------------------------------------------------------
 
 [ "$(id -u)" = 0 ] || fail "needs root (network namespaces, veths, running programs as www-data/postgres)"
-for c in ip setpriv runuser curl node nginx git bwrap; do
+for c in ip setpriv runuser curl node nginx git bwrap cgi-fcgi; do
 	command -v "$c" >/dev/null || fail "$c not found (make deps installs what Loom needs; ip: iproute2)"
 done
 for b in loom-api loom-sse loom-migrate loom-dispatcher loom-executor loom-ralph; do
@@ -335,6 +335,13 @@ accepted() {
 	in_host "$1" awk '$1 == "Tcp:" { if (n) { print $c; exit } n = 1; for (i = 1; i <= NF; i++) if ($i == "PassiveOpens") c = i }' /proc/net/snmp
 }
 
+# GET /health/live straight to app1's loom-api over FastCGI (libfcgi's cgi-fcgi), from HOST.
+fcgi_live() {
+	in_host "$1" env -i REQUEST_METHOD=GET DOCUMENT_URI=/health/live SCRIPT_NAME=/health/live \
+		REQUEST_URI=/health/live QUERY_STRING= SERVER_PROTOCOL=HTTP/1.1 REMOTE_ADDR="${IP[$1]}" \
+		timeout 5 cgi-fcgi -bind -connect "${IP[app1]}:$API_PORT" 2>/dev/null || true
+}
+
 provider_healthy() { [[ $(api GET /api/v1/providers/stub) =~ \"status\"\ *:\ *\"healthy\" ]]; }
 
 # ---- the run ----------------------------------------------------------------------------------
@@ -370,6 +377,11 @@ api POST /api/v1/projects "{\"id\":\"$PROJECT\",\"name\":\"Multihost\",\"bead_pr
 for ((i = $(sql "SELECT count(*) FROM agents WHERE project_id = '$PROJECT'"); i < AGENTS; i++)); do
 	api POST /api/v1/agents "{\"persona_name\":\"engineering-manager\",\"project_id\":\"$PROJECT\",\"provider_id\":\"stub\"}" >/dev/null
 done
+
+# loom-api serves nginx's address only (FCGI_WEB_SERVER_ADDRS): from the db host, the same
+# request gets no answer (the port itself would be closed by a firewall on real hosts).
+[[ $(fcgi_live edge) == Status:\ 200* ]] || fail "loom-api on app1 does not answer FastCGI from the edge host"
+[ -z "$(fcgi_live db)" ] || fail "loom-api on app1 answered FastCGI from the db host"
 
 # Both app hosts answer through nginx: API requests and event streams.
 api1=$(accepted app1) api2=$(accepted app2)
