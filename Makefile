@@ -19,6 +19,8 @@
 #                   graphile-worker and pg-boss on the same durable PostgreSQL
 #   make bench-sse  1k, 5k and 10k event streams through nginx: NOTIFY → client latency,
 #                   memory per stream (loom-sse + nginx), /health latency meanwhile
+#   make multihost  db, app1, app2 and nginx as hosts in network namespaces (root): app2 is cut
+#                   off mid-run and every bead still closes (tests/multihost/run.sh, ~80 s)
 #
 # SANITIZE=address,undefined (or thread) builds everything with those sanitizers.
 
@@ -276,6 +278,12 @@ $(SSE_CLIENT): tests/bench/sse_client.c
 bench-sse: deps
 	@$(MAKE) --no-print-directory all $(SSE_CLIENT)
 	@LOOM_BIN_DIR=$(abspath $(BIN)) SSE_CLIENT=$(abspath $(SSE_CLIENT)) tests/bench/bench-sse.sh
+
+# ---- multi-host ----------------------------------------------------------------------------
+.PHONY: multihost
+multihost: deps
+	@$(MAKE) --no-print-directory all
+	@LOOM_BIN_DIR=$(abspath $(BIN)) tests/multihost/run.sh
 
 # ---- lint ----------------------------------------------------------------------------------
 C_FILES := $(shell git ls-files '*.c' '*.h' 2>/dev/null) $(wildcard fcgi/*.[ch] shared/*.[ch] workers/*.[ch])

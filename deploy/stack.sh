@@ -443,7 +443,9 @@ render_configs() {
 	((EXECUTORS == 0)) || executors_on=1
 
 	"$DEPLOY/render.sh" "$REPO/nginx/nginx.conf.in" "$VAR/conf/nginx.conf" 0644 -- \
-		STATIC_DIR="$STATIC_DIR" VAR="$VAR" HTTP_BIND="$HTTP_BIND" HTTP_PORT="$HTTP_PORT"
+		STATIC_DIR="$STATIC_DIR" VAR="$VAR" HTTP_BIND="$HTTP_BIND" HTTP_PORT="$HTTP_PORT" \
+		API_UPSTREAM="server unix:$VAR/run/loom-api.sock;" SSE_UPSTREAM="server unix:$VAR/run/loom-sse.sock;" \
+		FASTCGI_READ_TIMEOUT=60s
 	"$DEPLOY/render.sh" "$DEPLOY/supervisord.conf.in" "$CONF" 0600 -- \
 		VAR="$VAR" BIN_DIR="$BIN_DIR" NGINX="$NGINX" MINFDS="$minfds" \
 		PG_LOCAL="$PG_LOCAL" PG_BINDIR="$PG_BINDIR" PG_PORT="$PG_PORT" PG_SOCKET_DIR="$PG_SOCKET_DIR" \
