@@ -60,11 +60,20 @@ pg_port=$(sed -n 's/^LOOM_PG_PORT=//p' "$LOOM_VAR/conf/stack.env")
 export CHAOS_PG_ADMIN="host=$LOOM_VAR/run/pg port=$pg_port user=postgres dbname=loom"
 export LOOM_LEASE_SECONDS=${LOOM_LEASE_SECONDS:-6}
 
-node tests/chaos/chaos.mjs
-rc=$?
+out=$ledger_dir/chaos.out
+node tests/chaos/chaos.mjs | tee "$out"
+rc=${PIPESTATUS[0]}
 if [ "$rc" != 0 ]; then
 	echo "# the stack's logs, last lines:"
 	stack_logs 15 2>&1 | sed 's/^/# /'
+fi
+# Builds with SANITIZE=…: a report in a program's log fails the run (one more failed line).
+if ! stack_sanitizer_report; then
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+	p=${line%% passed*} f=${line#*, } f=${f%% failed*}
+	echo "not ok - sanitizer reports in the stack's logs"
+	echo "${p:-0} passed, $((${f:-0} + 1)) failed"
+	rc=1
 fi
 stack_stop
 exit "$rc"

@@ -283,8 +283,12 @@ app_workers_up() { # HOST
 	local h=$1 i
 	start_loom "$h" loom-dispatcher loom-dispatcher "LOOM_WORKER_NAME=$h-dispatcher"
 	start_loom "$h" loom-ralph loom-ralph "LOOM_WORKER_NAME=$h-ralph"
+	# The namespaces share one kernel, so one host name and one pid space: an executor here
+	# could see app2's executors die and take their runs back at once (LOOM_EXECUTOR_RECLAIM).
+	# Real hosts cannot see each other's processes, so fail-over must come from the lease.
 	for ((i = 1; i <= EXECUTORS; i++)); do
-		start_loom "$h" "loom-executor-$i" loom-executor "LOOM_WORKER_NAME=$h-executor-$i"
+		start_loom "$h" "loom-executor-$i" loom-executor "LOOM_WORKER_NAME=$h-executor-$i" \
+			LOOM_EXECUTOR_RECLAIM=0
 	done
 }
 
@@ -450,8 +454,9 @@ LOAD_PID=$!
 
 # The cut: app2's veth down (a partition: nothing it sends or is sent arrives), then every
 # process on it killed (the host is gone, and no FIN or RST will ever reach anyone).
-T_CUT=$(date +%s.%N)
+# T_CUT is read once the link is down: what app2 sent before it has arrived by then.
 ip -n "$(ns app2)" link set dev eth0 down
+T_CUT=$(date +%s.%N)
 signal_host app2 KILL
 app2_gone() { [ -z "$(ns_pids app2)" ]; }
 wait_until 10 "processes on app2 survived SIGKILL" app2_gone
