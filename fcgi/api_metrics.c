@@ -3,10 +3,12 @@
  *
  * Permission system:read (admins; for Prometheus, an API key narrowed to ["system:read"] sent
  * as a bearer token).  The numbers come from one statement, loom_metrics_scrape
- * (sql/011_observability.sql): gauges read from the tables (beads, agents, providers, runs,
- * the queue), counters and histograms counted by triggers where things happen (finished runs,
- * lease expiries, dispatch hops, provider requests, tokens, cost, latency) and the reports of
- * every loom-api and loom-sse process (HTTP requests and latency by route, open streams).
+ * (sql/011_observability.sql, 018_metrics_families.sql): gauges read from the tables (beads,
+ * agents, providers, runs, the queue, the database's connections), counters and histograms
+ * counted by triggers where things happen (finished runs and their durations by persona, bead
+ * status changes and durations, lease expiries, dispatch hops, provider requests, tokens, cost,
+ * latency) and the reports of every loom-api and loom-sse process (HTTP requests and latency
+ * by route, open streams).
  * This process reports its own counters first (metrics.h), so they are exact; the others'
  * are at most LOOM_METRICS_FLUSH_MS old.  The families' types and help texts live here; a
  * family the database returns but this table does not know is left out.
@@ -34,7 +36,19 @@ struct metric_family {
 
 static const struct metric_family families[] = {
         {"loom_agent_status", "gauge", "Agents by status."},
+        {"loom_agent_task_duration_seconds", "histogram",
+         "Time a run took from its start to its end, by persona."},
+        {"loom_agent_tasks_total", "counter",
+         "Runs that ended, by persona and result (the run's final state)."},
+        {"loom_agents_total", "gauge", "Agents."},
+        {"loom_bead_duration_seconds", "histogram",
+         "Time a bead took from its creation to its close, observed when it closes."},
         {"loom_bead_status", "gauge", "Beads by status."},
+        {"loom_bead_transitions_total", "counter", "Bead status changes, by from and to."},
+        {"loom_beads_processed_total", "counter", "Beads closed."},
+        {"loom_beads_total", "gauge", "Beads."},
+        {"loom_database_connections", "gauge",
+         "Connections to Loom's database by state (active, idle, idle in transaction)."},
         {"loom_dispatch_hop_limit_total", "counter",
          "Beads blocked by the dispatcher for reaching the hop limit (LOOM_MAX_HOPS)."},
         {"loom_dispatch_hops_total", "counter", "Dispatch hops: runs queued for a bead."},
@@ -56,6 +70,7 @@ static const struct metric_family families[] = {
         {"loom_provider_status", "gauge", "Providers by health status."},
         {"loom_provider_tokens_total", "counter",
          "Tokens of LLM calls by provider, model and type (prompt, completion, cached)."},
+        {"loom_providers_total", "gauge", "Providers."},
         {"loom_run_queue_depth", "gauge", "Runs queued and waiting for an executor."},
         {"loom_runs", "gauge", "Runs by state (rows of the runs table)."},
         {"loom_runs_finished_total", "counter", "Runs that ended, by state and terminal reason."},
