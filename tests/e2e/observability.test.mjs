@@ -1,8 +1,8 @@
 // Observability end to end: an agent on the scripted stub does measurable work, and the
 // analytics (stats, costs by every grouping, the LLM calls, CSV/JSON export, change velocity),
 // the structured logs (persisted by the workers, merged with the events, exported, streamed,
-// pruned by age) and GET /metrics (parsed strictly; counters of both API processes add up)
-// report it.
+// pruned by age) and GET /metrics (parsed strictly; counters of both API processes add up;
+// Loom's agent, bead and database families) report it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -556,6 +556,64 @@ test('/metrics: strict Prometheus text, credentials, and the counters of every p
     assert.ok(dur >= base + sent, `${dur} timed`);
   }
   assert.equal(Number(sql(`SELECT sum(value) FROM metric_counters WHERE name = 'loom_http_requests_total' AND labels = '${JSON.stringify(series)}'::jsonb`)), base + sent);
+});
+
+test("/metrics: Loom's agent, bead, provider and database families", async () => {
+  let fams = parseProm((await scrape()).text);
+  for (const [name, type] of [['loom_agents_total', 'gauge'], ['loom_beads_total', 'gauge'], ['loom_providers_total', 'gauge'],
+    ['loom_database_connections', 'gauge'], ['loom_agent_tasks_total', 'counter'], ['loom_agent_task_duration_seconds', 'histogram'],
+    ['loom_bead_transitions_total', 'counter'], ['loom_beads_processed_total', 'counter'], ['loom_bead_duration_seconds', 'histogram']]) {
+    assert.equal(fams.get(name)?.type, type, name);
+  }
+  assert.equal(sample(fams, 'loom_agents_total'), Number(sql('SELECT count(*) FROM agents')));
+  assert.equal(sample(fams, 'loom_beads_total'), Number(sql('SELECT count(*) FROM beads')));
+  assert.equal(sample(fams, 'loom_providers_total'), Number(sql('SELECT count(*) FROM providers')));
+  // this scrape's own connection is active; the workers hold theirs open
+  assert.ok(sample(fams, 'loom_database_connections', { state: 'active' }) >= 1);
+  assert.ok(sample(fams, 'loom_database_connections', { state: 'idle' }) >= 1);
+  assert.ok(sample(fams, 'loom_database_connections', { state: 'idle in transaction' }) >= 0);
+
+  // the measured run: one task of its persona, timed from start to end
+  const persona = { persona: 'engineering-manager' };
+  const [succeeded, timed, seconds] = sql(`SELECT count(*) FILTER (WHERE state = 'succeeded'), count(started_at), coalesce(sum(extract(epoch FROM finished_at - started_at)), 0)
+    FROM runs WHERE persona_name = 'engineering-manager' AND finished_at IS NOT NULL`).split('|').map(Number);
+  assert.ok(succeeded >= 1 && timed >= 1);
+  assert.ok(sample(fams, 'loom_agent_tasks_total', { ...persona, result: 'succeeded' }) >= succeeded);
+  assert.ok(sample(fams, 'loom_agent_task_duration_seconds_count', persona) >= timed);
+  assert.ok(sample(fams, 'loom_agent_task_duration_seconds_sum', persona) >= seconds - 1e-3);
+  // the runs by persona add up to the runs by state
+  const tasks = fams.get('loom_agent_tasks_total').samples.reduce((n, x) => n + x.value, 0);
+  const finished = fams.get('loom_runs_finished_total').samples.reduce((n, x) => n + x.value, 0);
+  assert.ok(tasks >= 1 && tasks <= finished, `${tasks} tasks, ${finished} runs finished`);
+
+  // the measured bead went open → in_progress → closed under the executor
+  const moves = sql(`SELECT payload ->> 'from', payload ->> 'to' FROM events WHERE bead_id = '${bead}' AND type = 'bead.status_change' ORDER BY id`)
+    .split('\n').filter(Boolean).map((l) => l.split('|'));
+  assert.equal(moves.at(-1)[1], 'closed', JSON.stringify(moves));
+  for (const [from, to] of moves) assert.ok(sample(fams, 'loom_bead_transitions_total', { from, to }) >= 1, `${from} → ${to}`);
+  const processed = sample(fams, 'loom_beads_processed_total');
+  assert.ok(processed >= 1);
+  assert.equal(sample(fams, 'loom_bead_duration_seconds_count'), processed);
+  const toClosed = fams.get('loom_bead_transitions_total').samples.filter((x) => x.labels.to === 'closed').reduce((n, x) => n + x.value, 0);
+  assert.equal(toClosed, processed);
+
+  // a bead closed by hand: one transition, one bead processed, one duration of about 2 s
+  const quiet = await newProject(); // no dispatch: nothing else moves it
+  const b = (await newBead(quiet, { title: 'closed by hand' })).id;
+  sql(`UPDATE beads SET created_at = now() - interval '2 seconds' WHERE id = '${b}'`);
+  const was = (k, labels) => sample(fams, k, labels) ?? 0;
+  const r = await api('PATCH', `/api/v1/beads/${b}`, { status: 'closed' });
+  assert.equal(r.status, 200, r.text);
+  const after = parseProm((await scrape()).text);
+  const moved = { from: 'open', to: 'closed' };
+  assert.equal(sample(after, 'loom_bead_transitions_total', moved), was('loom_bead_transitions_total', moved) + 1);
+  assert.equal(sample(after, 'loom_beads_processed_total'), processed + 1);
+  assert.equal(sample(after, 'loom_bead_duration_seconds_count'), processed + 1);
+  const took = sample(after, 'loom_bead_duration_seconds_sum') - sample(fams, 'loom_bead_duration_seconds_sum');
+  assert.ok(took >= 2 && took < 60, `${took} s`);
+  assert.equal(sample(after, 'loom_bead_duration_seconds_bucket', { le: '1' }), sample(fams, 'loom_bead_duration_seconds_bucket', { le: '1' }));
+  assert.equal(sample(after, 'loom_bead_duration_seconds_bucket', { le: '60' }), sample(fams, 'loom_bead_duration_seconds_bucket', { le: '60' }) + 1);
+  assert.equal(sample(after, 'loom_beads_total'), sample(fams, 'loom_beads_total') + 1);
 });
 
 test('/metrics counts open event streams, lease expiries and hop-limit blocks', async () => {
