@@ -14,6 +14,7 @@ import { initDecisions } from './js/decisions.js';
 import { initMotivations } from './js/motivations.js';
 import { initAnalytics } from './js/analytics.js';
 import { initLogs } from './js/logs.js';
+import { initBudget } from './js/budget.js';
 import { LiveStream } from './js/live.js';
 import { ensureSession, initAccount } from './js/account.js';
 import { initNotifications } from './js/notifications.js';
@@ -237,6 +238,7 @@ async function start() {
   initMotivations();
   initAnalytics();
   initLogs();
+  initBudget();
   on('close-drawer', () => {
     const tab = parseHash().tab;
     setHash(tab, null, false);
