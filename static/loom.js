@@ -211,8 +211,10 @@ function applyEvent(ev) {
   } else if (t === 'project.updated' && d.project) {
     const i = state.projects.findIndex((p) => p.id === d.project.id);
     if (i >= 0) state.projects[i] = { ...state.projects[i], ...d.project };
-    state.project = { ...state.project, ...d.project };
-    emit('project');
+    if (state.project && state.project.id === d.project.id) {
+      state.project = { ...state.project, ...d.project };
+      emit('project');
+    }
   } else if (t === 'project.deleted') {
     banner(`Project ${state.project.name} was deleted.`);
   }

@@ -134,7 +134,8 @@ async function saveProject(e) {
   setBusy(form, true);
   try {
     const b = await put(`/projects/${enc(p.id)}/budget`, { limit_usd: amount($('#bf-limit')), monthly_limit_usd: amount($('#bf-monthly')) });
-    if (p !== state.project) return;
+    // A project.updated event may have replaced state.project meanwhile: compare ids.
+    if (!state.project || state.project.id !== p.id) return;
     for (const el of [$('#bf-limit'), $('#bf-monthly')]) delete el.dataset.dirty;
     projectBudget = b;
     $('#bf-limit').value = b.limit_usd == null ? '' : String(Number(b.limit_usd));
