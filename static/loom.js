@@ -14,6 +14,7 @@ import { initDecisions } from './js/decisions.js';
 import { initMotivations } from './js/motivations.js';
 import { initAnalytics } from './js/analytics.js';
 import { initLogs } from './js/logs.js';
+import { initBudget } from './js/budget.js';
 import { LiveStream } from './js/live.js';
 import { ensureSession, initAccount } from './js/account.js';
 import { initNotifications } from './js/notifications.js';
@@ -210,8 +211,10 @@ function applyEvent(ev) {
   } else if (t === 'project.updated' && d.project) {
     const i = state.projects.findIndex((p) => p.id === d.project.id);
     if (i >= 0) state.projects[i] = { ...state.projects[i], ...d.project };
-    state.project = { ...state.project, ...d.project };
-    emit('project');
+    if (state.project && state.project.id === d.project.id) {
+      state.project = { ...state.project, ...d.project };
+      emit('project');
+    }
   } else if (t === 'project.deleted') {
     banner(`Project ${state.project.name} was deleted.`);
   }
@@ -237,6 +240,7 @@ async function start() {
   initMotivations();
   initAnalytics();
   initLogs();
+  initBudget();
   on('close-drawer', () => {
     const tab = parseHash().tab;
     setHash(tab, null, false);

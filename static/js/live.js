@@ -12,7 +12,8 @@ export const EVENT_TYPES = [
   'run.released', 'bead.loop_detected', 'bead.recovered', 'agent.reset', 'decision.created',
   'decision.decided', 'conversation.injected', 'conversation.delivered', 'motivation.created',
   'motivation.updated', 'motivation.enabled', 'motivation.disabled', 'motivation.deleted',
-  'motivation.fired', 'motivation.skipped', 'motivation.status_change',
+  'motivation.fired', 'motivation.skipped', 'motivation.status_change', 'budget.warning',
+  'budget.exceeded', 'budget.updated',
 ];
 
 // The log stream carries only "log.<level>" events (plus Loom's log.message and log.line).

@@ -50,6 +50,7 @@ function eventSummary(ev) {
   if (d.provider) return `${d.provider.id}: ${d.provider.status}`;
   if (d.project) return d.project.name;
   if (d.title) return d.title;
+  if (d.message) return d.message;
   return '';
 }
 

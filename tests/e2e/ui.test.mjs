@@ -4,7 +4,8 @@
 // stub) work a bead made in the UI, with its run, conversation and action log in the drawer;
 // escalates and decides in the Decisions tab, triggers a motivation in the Motivations tab,
 // checks the Analytics charts and live Logs; the notification bell counts a mention by someone
-// else live and marks read, Home's activity folds repeats ("× 3"); fails
+// else live and marks read, Home's activity folds repeats ("× 3"), the budget bars follow
+// spending live and are set through their forms (a viewer gets no form); fails
 // on any console error, and leaves screenshots in tests/e2e/artifacts/.  Skips (with the
 // reason) when playwright-core or chromium is not installed: `npm ci --prefix tests/e2e` and
 // the chromium Debian package.
@@ -610,6 +611,114 @@ test('notifications: a mention by someone else raises the bell live; mark read a
   } finally {
     expectRefusal = null;
     await p.context().close();
+  }
+  assert.deepEqual(problems, []);
+});
+
+test('budgets: bars on Home and in the drawer, live as money is spent; set through the forms; a viewer sees no form', { skip }, async () => {
+  const p = await newProject({ name: 'Budget UI project' });
+  const b = await newBead(p, { title: 'Spends money' });
+  let r = await api('PUT', `/api/v1/projects/${p}/budget`, { limit_usd: 1, monthly_limit_usd: 0.5 });
+  assert.equal(r.status, 200, r.text);
+  // Spending as an executor records it: a run that holds its lease (so Ralph leaves it alone),
+  // its LLM calls accounted by loom_llm_call_record, and one call in flight reserved.
+  const rid = sql(`INSERT INTO runs (bead_id, project_id, persona_name, priority, state, attempt, lease_owner, lease_expires_at, started_at)
+                   VALUES ('${b.id}', '${p}', 'ceo', 2, 'running', 1, 'ui-test', now() + interval '1 hour', now()) RETURNING id`).split('\n')[0];
+  const spend = (usd) => sql(`SELECT loom_llm_call_record('{"run_id": ${rid}, "cost_usd": ${usd}, "status": "ok", "requested_model": "ui-test"}'::jsonb)`);
+  spend(0.42);
+  sql(`INSERT INTO budget_reservations (project_id, bead_id, run_id, owner, amount_usd) VALUES ('${p}', '${b.id}', ${rid}, 'ui-test', 0.05)`);
+  const width = (loc, cls) => loc.locator(`rect.${cls}`).getAttribute('width').then((w) => parseFloat(w));
+  const pg = await page(1280, 800);
+  try {
+    await pg.goto(`/#/${p}/home`);
+    await pg.waitForSelector('#live.is-live');
+    const total = pg.locator('#home-budget .budget[data-scope="total"]');
+    const monthly = pg.locator('#home-budget .budget[data-scope="monthly"]');
+    const totalBar = total.getByRole('progressbar');
+    const monthlyBar = monthly.getByRole('progressbar');
+    await totalBar.waitFor();
+    assert.equal(await totalBar.getAttribute('aria-valuenow'), '42');
+    assert.equal(await totalBar.getAttribute('aria-valuemin'), '0');
+    assert.equal(await totalBar.getAttribute('aria-valuemax'), '100');
+    assert.equal(await totalBar.getAttribute('aria-labelledby').then((id) => pg.textContent(`#${id}`)), 'All time');
+    assert.match(await total.textContent(), /\$0\.42 of \$1\.00 spent \(42 %\) \+ \$0\.05 reserved/);
+    assert.match(await totalBar.getAttribute('class'), /lvl-ok/);
+    assert.equal(Math.round(await width(totalBar, 'budget-spent')), 42);
+    assert.equal(Math.round(await width(totalBar, 'budget-reserved')), 47, 'the reserved part follows the spent part');
+    // the month: 84 % of $0.50 is a warning
+    assert.equal(await monthlyBar.getAttribute('aria-valuenow'), '84');
+    assert.match(await monthly.textContent(), /\$0\.42 of \$0\.50 spent \(84 %\)/);
+    assert.match(await monthlyBar.getAttribute('class'), /lvl-warn/);
+    // live: another call uses the month's budget up (budget.exceeded), no reload
+    spend(0.1);
+    await pg.waitForSelector('#home-budget .budget[data-scope="monthly"] [role=progressbar].lvl-over');
+    assert.equal(await monthlyBar.getAttribute('aria-valuenow'), '100');
+    assert.match(await monthly.textContent(), /\$0\.52 of \$0\.50 spent \(104 %\).*used up/);
+    assert.equal(await totalBar.getAttribute('aria-valuenow'), '52');
+    await pg.screenshot({ path: path.join(artifacts, 'ui-budget-1280x800.png') });
+    // the form: a bad amount is the API's message at its field, and changes nothing
+    expectRefusal = `/api/v1/projects/${p}/budget`;
+    await pg.fill('#bf-limit', '-1');
+    await pg.click('#budget-form button[type="submit"]');
+    await pg.waitForSelector('#bf-limit-err:visible');
+    expectRefusal = null;
+    assert.match(await pg.textContent('#bf-limit-err'), /^limit_usd: must be an amount in USD/);
+    assert.equal(await pg.getAttribute('#bf-limit', 'aria-invalid'), 'true');
+    assert.equal(Number((await api('GET', `/api/v1/projects/${p}/budget`)).body.limit_usd), 1);
+    // raise the all-time limit, clear the monthly one
+    await pg.fill('#bf-limit', '2');
+    await pg.fill('#bf-monthly', '');
+    await pg.click('#budget-form button[type="submit"]');
+    await pg.waitForSelector('#budget-done:visible');
+    r = await api('GET', `/api/v1/projects/${p}/budget`);
+    assert.equal(Number(r.body.limit_usd), 2);
+    assert.equal(r.body.monthly_limit_usd, null);
+    assert.equal(await totalBar.getAttribute('aria-valuenow'), '26');
+    assert.match(await monthly.textContent(), /\$0\.52 spent \+ \$0\.05 reserved · no limit/);
+    assert.equal(await monthly.getByRole('progressbar').count(), 0);
+    // the bead in the drawer: spent, no limit; set one
+    await pg.goto(`/#/${p}/kanban/${b.id}`);
+    await pg.waitForSelector('#dr-budget-section:visible');
+    assert.match(await pg.textContent('#dr-budget'), /\$0\.52 spent \+ \$0\.05 reserved · no limit/);
+    await pg.fill('#db-limit', '3');
+    await pg.click('#dr-budget-form button[type="submit"]');
+    const beadBar = pg.locator('#dr-budget').getByRole('progressbar');
+    await beadBar.waitFor();
+    assert.equal(await beadBar.getAttribute('aria-valuenow'), '17.3');
+    assert.match(await pg.textContent('#dr-budget'), /\$0\.52 of \$3\.00 spent \(17\.3 %\)/);
+    assert.equal(Number((await api('GET', `/api/v1/beads/${b.id}/budget`)).body.limit_usd), 3);
+    await pg.screenshot({ path: path.join(artifacts, 'ui-drawer-budget-1280x800.png') });
+  } finally {
+    expectRefusal = null;
+    await pg.context().close();
+  }
+  // a phone: the bars and the form fit
+  const phone = await page(390, 844);
+  try {
+    await phone.goto(`/#/${p}/home`);
+    await phone.locator('#home-budget [role=progressbar]').waitFor();
+    await phone.waitForSelector('#budget-form:visible');
+    const wide = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(wide <= 0, `Home with the budget scrolls sideways by ${wide}px at 390px`);
+    await phone.screenshot({ path: path.join(artifacts, 'ui-budget-390x844.png'), fullPage: true });
+  } finally {
+    await phone.context().close();
+  }
+  // a viewer sees the bars, not the forms
+  const v = await newUser('viewer');
+  assert.equal((await api('POST', `/api/v1/projects/${p}/members`, { username: v.username })).status, 201);
+  const vp = await page(1280, 800, v.token);
+  try {
+    await vp.goto(`/#/${p}/home`);
+    await vp.locator('#home-budget [role=progressbar]').waitFor();
+    assert.ok(await vp.locator('#budget-form').isHidden(), 'a viewer has no budget form');
+    await vp.goto(`/#/${p}/kanban/${b.id}`);
+    await vp.locator('#dr-budget [role=progressbar]').waitFor();
+    assert.ok(await vp.locator('#dr-budget-form').isHidden(), 'a viewer has no bead budget form');
+  } finally {
+    await vp.context().close();
+    sql(`DELETE FROM budget_reservations WHERE run_id = ${rid}`);
+    sql(`UPDATE runs SET state = 'canceled', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL WHERE id = ${rid}`);
   }
   assert.deepEqual(problems, []);
 });
