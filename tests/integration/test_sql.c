@@ -337,6 +337,55 @@ TEST(activity_prune_keeps_unread_notifications)
         free(v);
 }
 
+/* 019: an observation lands in its "le" bucket, in place; a row of other bounds is left alone. */
+TEST(histogram_observations_count_in_place)
+{
+        const char *p = new_project();
+        char *v;
+
+        v = sql1(&db,
+                 "SELECT loom_hist_one('{1,2,5}', 2)::text || loom_hist_one('{1,2,5}', 9)::text"
+                 " || loom_hist_one('{}', 3)::text || loom_hist_one('{1,2,5}', 'NaN')::text");
+        CHECK_STR(v, "{0,1,0,0}{0,0,0,1}{1}{0,0,0,1}");
+        free(v);
+        CHECK(sql_ok(fmt("SELECT loom_metric_observe('test_%s_seconds', '{}', '{1,2,5}', x)"
+                         " FROM unnest('{0.5,1,1.5,5,7,7}'::float8[]) x",
+                         p)));
+        /* other bounds: not merged into the row */
+        CHECK(sql_ok(fmt("SELECT loom_metric_observe('test_%s_seconds', '{}', '{1,2}', 0.1)", p)));
+        v = sql1(&db,
+                 fmt("SELECT buckets::text || ' ' || sum || ' ' || count FROM metric_histograms"
+                     " WHERE name = 'test_%s_seconds'",
+                     p));
+        CHECK_STR(v, "{2,1,1,2} 22 6");
+        free(v);
+        CHECK(sql_ok(fmt("DELETE FROM metric_histograms WHERE name = 'test_%s_seconds'", p)));
+}
+
+/* 019: the activity trigger's WHEN leaves out what loom_activity_record dropped anyway. */
+TEST(activity_skips_bookkeeping_updates)
+{
+        const char *p = new_project();
+        const char *n = fmt("SELECT count(*) FROM activities WHERE project_id = '%s'"
+                            " AND event_type = 'bead.updated'",
+                            p);
+        char *v;
+
+        CHECK(sql_ok(fmt("SELECT loom_event('bead.updated', '%s', NULL, 'test',"
+                         " '{\"fields\": [\"context\", \"status\"]}')",
+                         p)));
+        CHECK(sql_ok(fmt("SELECT loom_event('bead.updated', '%s', NULL, 'test', '{}')", p)));
+        v = sql1(&db, n);
+        CHECK_STR(v, "0");
+        free(v);
+        CHECK(sql_ok(fmt("SELECT loom_event('bead.updated', '%s', NULL, 'test',"
+                         " '{\"fields\": [\"context\", \"title\"]}')",
+                         p)));
+        v = sql1(&db, n);
+        CHECK_STR(v, "1");
+        free(v);
+}
+
 TEST(start)
 {
         setup();
@@ -345,7 +394,9 @@ TEST(start)
 
 TESTS(TESTLIB_CASE(start), TESTLIB_CASE(schema_is_migrated),
       TESTLIB_CASE(activity_prune_keeps_unread_notifications),
-      TESTLIB_CASE(constraints_refuse_bad_rows), TESTLIB_CASE(bead_ids_count_per_project),
-      TESTLIB_CASE(failed_write_leaves_nothing), TESTLIB_CASE(every_change_notifies_its_event),
-      TESTLIB_CASE(ready_inherits_parent_blockers), TESTLIB_CASE(cycles_are_refused_across_kinds),
-      TESTLIB_CASE(bulk_update_is_all_or_nothing), TESTLIB_CASE(claim_race_one_winner_per_bead))
+      TESTLIB_CASE(histogram_observations_count_in_place),
+      TESTLIB_CASE(activity_skips_bookkeeping_updates), TESTLIB_CASE(constraints_refuse_bad_rows),
+      TESTLIB_CASE(bead_ids_count_per_project), TESTLIB_CASE(failed_write_leaves_nothing),
+      TESTLIB_CASE(every_change_notifies_its_event), TESTLIB_CASE(ready_inherits_parent_blockers),
+      TESTLIB_CASE(cycles_are_refused_across_kinds), TESTLIB_CASE(bulk_update_is_all_or_nothing),
+      TESTLIB_CASE(claim_race_one_winner_per_bead))
