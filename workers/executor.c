@@ -6,7 +6,9 @@
  * long command); a run whose lease was lost
  * (expired and re-queued by loom-ralph, or canceled by a person) is abandoned without writing
  * anything more.  The end of a run — its state, the bead's status, the agent's release — is one
- * transaction (loom_run_finish).  No transaction is open during an LLM call or a command.
+ * transaction (loom_run_finish), which also claims the next queued run unless the process is
+ * stopping (loom_run_finish_claim: one commit instead of two; a run so claimed and not begun
+ * at SIGTERM is handed back).  No transaction is open during an LLM call or a command.
  *
  * A run works in the bead's own git worktree (workspace.h) on branch bead/<id>.  Each
  * iteration: renew the lease and publish "iteration i/N"; send what fits of the conversation
@@ -282,6 +284,23 @@ static struct db_stmt exec_finish_stmt = {
         .nparams = 5,
 };
 
+/* The end of a run and the claim of the next in one transaction, one disk flush instead of two
+ * (sql/020_finish_claim.sql): whether the run was still ours, then exec_claim_stmt's columns,
+ * NULL when nothing is queued. */
+static struct db_stmt exec_finish_claim_stmt = {
+        .name = "exec_finish_claim",
+        .sql = "SELECT f.finished, (f.claimed).id, (f.claimed).bead_id,"
+               " (f.claimed).max_iterations, (f.claimed).attempt, (f.claimed).project_id,"
+               " coalesce((f.claimed).agent_id, ''), (f.claimed).iterations"
+               " FROM loom_run_finish_claim($1, $2, $3, $4, $5::int, 0, 0, $6::int) f",
+        .nparams = 6,
+};
+
+/* A run claimed along with the end of the previous one, for the next tick to work, and the
+ * end of its lease by this process's clock (counted from when the claim was sent). */
+static PGresult *exec_next;
+static long long exec_next_until_ms;
+
 /* The runs being worked, and whose they are (a handful: one per busy executor). */
 static struct db_stmt exec_held_stmt = {
         .name = "exec_held",
@@ -427,13 +446,24 @@ static bool exec_progress(struct exec_run *run, long lease_s, const char *info)
         return ours;
 }
 
+/*
+ * Records the end of the run.  Unless the process is stopping, the same transaction claims the
+ * next queued run, kept in exec_next for the next tick.
+ */
 static void exec_finish(struct exec_run *run, const char *reason, const char *error)
 {
-        const char *params[5] = {run->id, run->w->owner, reason, error,
-                                 exec_num(run, run->iterations)};
+        bool chain = !*worker_stop_flag() && !exec_next;
+        const char *params[6] = {run->id,
+                                 run->w->owner,
+                                 reason,
+                                 error,
+                                 exec_num(run, run->iterations),
+                                 exec_num(run, run->cfg->lease_s)};
+        long long sent = worker_now_ms();
         PGresult *res;
 
-        if (db_exec(&run->w->db, &exec_finish_stmt, params, &res) != ERR_OK) {
+        if (db_exec(&run->w->db, chain ? &exec_finish_claim_stmt : &exec_finish_stmt, params,
+                    &res) != ERR_OK) {
                 dblog_write(LOG_LEVEL_ERROR, EXEC_WHERE(run),
                             "run %s: cannot record its end (%s): %s; the lease will expire",
                             run->id, reason, run->w->db.errmsg);
@@ -447,6 +477,11 @@ static void exec_finish(struct exec_run *run, const char *reason, const char *er
                             "run %s (bead %s) finished: %s after %d iterations%s%.1500s", run->id,
                             run->bead, reason, run->iterations, error ? ": " : "",
                             error ? error : "");
+        if (chain && !PQgetisnull(res, 0, 1)) {
+                exec_next = res;
+                exec_next_until_ms = sent + run->cfg->lease_s * 1000;
+                return;
+        }
         PQclear(res);
 }
 
@@ -1567,7 +1602,7 @@ static int executor_tick(struct worker *w)
         struct exec_run run = {.w = w, .cfg = &cfg};
         const char *params[2];
         PGresult *res;
-        int rc;
+        int rc, col = 0;
 
         if (!cfg.lease_s) {
                 const char *var = config_str("LOOM_VAR", "var");
@@ -1591,24 +1626,32 @@ static int executor_tick(struct worker *w)
         }
         if (cfg.reclaim)
                 exec_reclaim(w, &cfg);
-        params[0] = w->owner;
-        params[1] = exec_num(&run, cfg.lease_s);
-        run.lease_until_ms = worker_now_ms() + cfg.lease_s * 1000;
-        rc = db_exec(&w->db, &exec_claim_stmt, params, &res);
-        if (rc)
-                return rc;
-        if (PQntuples(res) == 0) {
-                PQclear(res);
-                return ERR_OK;
+        if (exec_next) {
+                /* claimed with the end of the last run: its columns start at the second */
+                res = exec_next;
+                exec_next = NULL;
+                col = 1;
+                run.lease_until_ms = exec_next_until_ms;
+        } else {
+                params[0] = w->owner;
+                params[1] = exec_num(&run, cfg.lease_s);
+                run.lease_until_ms = worker_now_ms() + cfg.lease_s * 1000;
+                rc = db_exec(&w->db, &exec_claim_stmt, params, &res);
+                if (rc)
+                        return rc;
+                if (PQntuples(res) == 0) {
+                        PQclear(res);
+                        return ERR_OK;
+                }
         }
-        snprintf(run.id, sizeof(run.id), "%s", PQgetvalue(res, 0, 0));
-        snprintf(run.bead, sizeof(run.bead), "%s", PQgetvalue(res, 0, 1));
-        run.max_iterations = (int)strtol(PQgetvalue(res, 0, 2), NULL, 10);
-        run.attempt = (int)strtol(PQgetvalue(res, 0, 3), NULL, 10);
-        snprintf(run.project, sizeof(run.project), "%s", PQgetvalue(res, 0, 4));
-        snprintf(run.agent, sizeof(run.agent), "%s", PQgetvalue(res, 0, 5));
+        snprintf(run.id, sizeof(run.id), "%s", PQgetvalue(res, 0, col));
+        snprintf(run.bead, sizeof(run.bead), "%s", PQgetvalue(res, 0, col + 1));
+        run.max_iterations = (int)strtol(PQgetvalue(res, 0, col + 2), NULL, 10);
+        run.attempt = (int)strtol(PQgetvalue(res, 0, col + 3), NULL, 10);
+        snprintf(run.project, sizeof(run.project), "%s", PQgetvalue(res, 0, col + 4));
+        snprintf(run.agent, sizeof(run.agent), "%s", PQgetvalue(res, 0, col + 5));
         /* handed back by an executor that shut down: go on from where it stopped */
-        run.iterations = (int)strtol(PQgetvalue(res, 0, 6), NULL, 10);
+        run.iterations = (int)strtol(PQgetvalue(res, 0, col + 6), NULL, 10);
         PQclear(res);
         dblog_write(LOG_LEVEL_INFO, EXEC_WHERE(&run), "run %s: started on bead %s (attempt %d)",
                     run.id, run.bead, run.attempt);
@@ -1617,6 +1660,28 @@ static int executor_tick(struct worker *w)
         rc = exec_run(&run);
         history_release(&run.hist);
         return rc ? rc : 1; /* a run was worked: the queue may hold more, claim again now */
+}
+
+/* At SIGTERM: a run claimed with the end of the last one and not begun goes back to the queue. */
+static void executor_stop(struct worker *w)
+{
+        const char *params[2];
+        PGresult *res;
+
+        if (!exec_next)
+                return;
+        params[0] = PQgetvalue(exec_next, 0, 1);
+        params[1] = w->owner;
+        if (db_exec(&w->db, &exec_release_stmt, params, &res) == ERR_OK) {
+                PQclear(res);
+                dblog_write(LOG_LEVEL_INFO, NULL,
+                            "run %s: handed back to the queue (shutting down)", params[0]);
+        } else {
+                log_warn("run %s: cannot hand it back (%s); its lease will expire", params[0],
+                         w->db.errmsg);
+        }
+        PQclear(exec_next);
+        exec_next = NULL;
 }
 
 /* Probes and announces the sandbox; false when LOOM_SANDBOX=bwrap cannot be had. */
@@ -1648,6 +1713,7 @@ int main(void)
                 .needs_leader = false,
                 .poll_ms = 1000,
                 .tick = executor_tick,
+                .stop = executor_stop,
         };
         char err[512];
 

@@ -219,6 +219,8 @@ int worker_main(const struct worker_def *def)
                 worker_gap(&w, tick_start);
         }
         log_info("%s stopping after %lu ticks", def->name, w.ticks);
+        if (def->stop)
+                def->stop(&w);
         dblog_stop(WORKER_DBLOG_STOP_MS);
         arena_release(&w.arena);
         db_release(&w.db);

@@ -48,6 +48,9 @@ struct worker_def {
          * negative err_code on failure (logged, then the loop waits as for 0).
          */
         int (*tick)(struct worker *w);
+        /* Optional: called once when the loop ends (SIGTERM/SIGINT), before the database
+         * connection is closed, to give back what the process still holds. */
+        void (*stop)(struct worker *w);
 };
 
 /* The flag SIGTERM/SIGINT set: long work (an LLM call, a run) checks it to stop early. */

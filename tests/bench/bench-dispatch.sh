@@ -10,7 +10,8 @@
 #      the run.  BENCH_IDLE_EXECUTORS (4) executor threads LISTEN loom_runs.
 #   2. throughput: BENCH_RUNS (20000) trivial runs queued by a set-based INSERT (beads in
 #      progress, one queued run each), then E = BENCH_LEVELS (1 2 4 8) executor threads loop
-#      loom_run_claim → loom_run_finish('completed'); runs finished per second over
+#      loom_run_claim, then loom_run_finish_claim (the run's end with 'completed' and the next
+#      claim in one transaction, as loom-executor does) while runs come; runs finished per second over
 #      BENCH_SECONDS (5) after a 250 ms warm-up, or until the queue runs dry.  Re-seeded and
 #      VACUUM ANALYZEd before each level.  A diagnostic row repeats E=4 with the events table's
 #      NOTIFY trigger disabled, to show what the per-event NOTIFY costs.
@@ -141,8 +142,9 @@ for e in $BENCH_LEVELS; do
 		"$(rate loom "$e" 6)" "$(rate loom "$e" 7)"
 done
 printf 'E: executor threads (loom), run({concurrency: E}) (graphile-worker), fetch -> complete loops\n'
-printf '(pg-boss: 1 job per fetch; b%s: %s per fetch).  claim/finish ms: mean loom call times.\n' \
+printf '(pg-boss: 1 job per fetch; b%s: %s per fetch).  claim ms: mean loom_run_claim (the first\n' \
 	"$batch" "$batch"
+printf 'claim of each executor); finish ms: mean loom_run_finish_claim (a run'"'"'s end and the next claim).\n'
 printf 'diagnostic: loom, 4 executors, events NOTIFY trigger disabled: %s runs/s (%sx loom at 4)\n\n' \
 	"$(rate loom-no-notify 4)" "$(ratio "$(rate loom-no-notify 4)" "$(rate loom 4)")"
 

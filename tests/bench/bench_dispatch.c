@@ -1,8 +1,9 @@
 /*
  * bench_dispatch — the load program of `make bench-dispatch` (tests/bench/bench-dispatch.sh).
  *
- * It works Loom's queue the way loom-executor does — `loom_run_claim`, then `loom_run_finish`
- * with 'completed' — with trivial runs (nothing happens between the two), and prints what it
+ * It works Loom's queue the way loom-executor does — `loom_run_claim`, then for as long as
+ * runs come, `loom_run_finish_claim` (the end of one run with 'completed' and the claim of
+ * the next, one transaction) — with trivial runs (nothing happens in between), and prints what it
  * measured as "RESULT ..." lines on stdout for the driver; progress goes to stderr.
  *
  *   bench_dispatch setup
@@ -18,12 +19,14 @@
  *         RESULT stage insert|dispatch|claim P50 P99      (ms; see lat_stages)
  *   bench_dispatch throughput LABEL RUNS SECONDS E [E ...]
  *       for each E: RUNS beads with one queued run each (set-based INSERT … generate_series),
- *       then E executor threads claim → finish until the queue is empty; the rate is runs
- *       finished per second over SECONDS after a warm-up (or until the queue ran dry).
- *         RESULT throughput LABEL E RUNS_PER_S CLAIM_MS FINISH_MS     (mean call times)
+ *       then E executor threads claim → finish+claim → … until the queue is empty (the last
+ *       run after the window: finish alone); the rate is runs finished per second over
+ *       SECONDS after a warm-up (or until the queue ran dry).
+ *         RESULT throughput LABEL E RUNS_PER_S CLAIM_MS FINISH_MS     (mean call times: a
+ *         claim on its own, a finish with the next claim)
  *
  * Every thread has its own connection (LOOM_DATABASE_URL); every statement is autocommit, so
- * every claim and every finish is one durable commit when the server is configured so.  Times
+ * every call is one durable commit when the server is configured so.  Times
  * are CLOCK_MONOTONIC in this one process.  Any database error ends the program with status 1.
  */
 #include <libpq-fe.h>
@@ -46,6 +49,10 @@
 static const char bench_claim_sql[] =
         "SELECT r.id, r.bead_id FROM loom_run_claim($1, 60) r WHERE r.id IS NOT NULL";
 static const char bench_finish_sql[] = "SELECT loom_run_finish($1, $2, 'completed', NULL, 1, 0, 0)";
+/* what loom-executor sends at the end of a run while it keeps working */
+static const char bench_finish_claim_sql[] =
+        "SELECT f.finished, (f.claimed).id, (f.claimed).bead_id"
+        " FROM loom_run_finish_claim($1, $2, 'completed', NULL, 1, 0, 0, 60) f";
 static const char bench_create_sql[] =
         "SELECT loom_bead_create(json_build_object('project_id', 'lat', 'title', $1::text)::jsonb,"
         " 'bench') ->> 'id'";
@@ -223,8 +230,21 @@ static void executor_open(struct executor *ex, int i, bool listen)
         ex->conn = bench_connect();
         bench_prepare(ex->conn, "claim", bench_claim_sql, 1);
         bench_prepare(ex->conn, "finish", bench_finish_sql, 2);
+        bench_prepare(ex->conn, "finish_claim", bench_finish_claim_sql, 2);
         if (listen)
                 bench_exec(ex->conn, "LISTEN loom_runs");
+}
+
+/* The run in res's columns col (id) and col + 1 (bead): true, copied to rid and bead, when
+ * there is one; false for no row or NULLs (nothing was queued). */
+static bool executor_took(struct executor *ex, PGresult *res, int col, char *rid, char *bead)
+{
+        if (PQntuples(res) != 1 || PQgetisnull(res, 0, col))
+                return false;
+        snprintf(rid, BENCH_ID_MAX, "%s", PQgetvalue(res, 0, col));
+        snprintf(bead, BENCH_ID_MAX, "%s", PQgetvalue(res, 0, col + 1));
+        ex->claimed_at = bench_now_ms();
+        return true;
 }
 
 /* Claims the next queued run: true with its id and bead, false when none is queued. */
@@ -235,15 +255,10 @@ static bool executor_claim(struct executor *ex, char *rid, char *bead)
         PGresult *res = PQexecPrepared(ex->conn, "claim", 1, params, NULL, NULL, 0);
         bool got;
 
-        ex->claimed_at = bench_now_ms();
-        ex->claim_ms += ex->claimed_at - t0;
+        ex->claim_ms += bench_now_ms() - t0;
         bench_checked(res, "loom_run_claim");
-        got = PQntuples(res) == 1;
-        if (got) {
-                snprintf(rid, BENCH_ID_MAX, "%s", PQgetvalue(res, 0, 0));
-                snprintf(bead, BENCH_ID_MAX, "%s", PQgetvalue(res, 0, 1));
-                ex->claims++;
-        }
+        got = executor_took(ex, res, 0, rid, bead);
+        ex->claims += got;
         PQclear(res);
         return got;
 }
@@ -260,6 +275,28 @@ static void executor_finish(struct executor *ex, const char *rid)
                 bench_die("run %s: loom_run_finish says %s no longer owns it", rid, ex->owner);
         PQclear(res);
         ex->finishes++;
+}
+
+/*
+ * Finishes run rid and claims the next in one call, as loom-executor does: true with the next
+ * run's id and bead in rid and bead, false when none was queued.
+ */
+static bool executor_finish_claim(struct executor *ex, char *rid, char *bead)
+{
+        const char *params[2] = {rid, ex->owner};
+        double t0 = bench_now_ms();
+        PGresult *res = PQexecPrepared(ex->conn, "finish_claim", 2, params, NULL, NULL, 0);
+        bool got;
+
+        ex->finish_ms += bench_now_ms() - t0;
+        bench_checked(res, "loom_run_finish_claim");
+        if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+                bench_die("run %s: loom_run_finish_claim says %s no longer owns it", rid,
+                          ex->owner);
+        ex->finishes++;
+        got = executor_took(ex, res, 1, rid, bead);
+        PQclear(res);
+        return got;
 }
 
 /* Waits up to ms for a notification; one that libpq read during the last statement counts. */
@@ -307,13 +344,15 @@ static void *lat_executor_main(void *arg)
 
         pthread_barrier_wait(&bench_start);
         while (!atomic_load(&bench_stop)) {
-                while (executor_claim(ex, rid, bead)) {
+                bool held = executor_claim(ex, rid, bead);
+
+                while (held) {
                         pthread_mutex_lock(&lat.mu);
                         snprintf(lat.bead, sizeof(lat.bead), "%s", bead);
                         lat.claimed_at = ex->claimed_at;
                         lat.finished = false;
                         pthread_mutex_unlock(&lat.mu);
-                        executor_finish(ex, rid);
+                        held = executor_finish_claim(ex, rid, bead);
                         pthread_mutex_lock(&lat.mu);
                         lat.finished = true;
                         pthread_cond_broadcast(&lat.cv);
@@ -438,9 +477,17 @@ static void *tput_executor_main(void *arg)
         struct executor *ex = arg;
         char rid[BENCH_ID_MAX], bead[BENCH_ID_MAX];
 
+        bool held;
+
         pthread_barrier_wait(&bench_start);
-        while (!atomic_load(&bench_stop) && executor_claim(ex, rid, bead)) {
-                executor_finish(ex, rid);
+        held = executor_claim(ex, rid, bead);
+        while (held) {
+                if (atomic_load(&bench_stop)) {
+                        executor_finish(ex, rid); /* the last one: claim nothing more */
+                        held = false;
+                } else {
+                        held = executor_finish_claim(ex, rid, bead);
+                }
                 atomic_fetch_add(&bench_finished, 1);
         }
         return NULL;

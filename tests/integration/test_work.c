@@ -243,6 +243,47 @@ TEST(project_sets_the_iteration_budget)
                   "7");
 }
 
+/* 020: the end of a run and the claim of the next queued run are one transaction. */
+TEST(finish_and_claim_in_one_transaction)
+{
+        const char *p = new_project(), *rid = running_bead(p, "");
+        char r1[24], next[24], bead[64];
+
+        snprintf(r1, sizeof(r1), "%s", rid);
+        snprintf(bead, sizeof(bead), "%s", bead_of(r1));
+        /* a P0 run queued behind it (P0 first: other tests' queued runs do not come before) */
+        snprintf(next, sizeof(next), "%s",
+                 q("INSERT INTO runs (bead_id, project_id, persona_name, priority)"
+                   " SELECT loom_bead_create('{\"project_id\":\"%s\",\"title\":\"n\"}', 'test')"
+                   " ->> 'id', '%s', 'engineering-manager', 0 RETURNING id",
+                   p, p));
+        CHECK_STR(q("SELECT f.finished || ' ' || (f.claimed).id || ' ' || (f.claimed).state"
+                    " || ' ' || (f.claimed).lease_owner FROM loom_run_finish_claim(%s, 'ex',"
+                    " 'completed', NULL, 1, 0, 0, 60) f",
+                    r1),
+                  testlib_fmt("true %s running ex", next));
+        CHECK_STR(q("SELECT status FROM beads WHERE id = '%s'", bead), "closed");
+        /* one transaction: now() is the same for the end and the claim */
+        CHECK_STR(q("SELECT a.finished_at = b.started_at FROM runs a, runs b"
+                    " WHERE a.id = %s AND b.id = %s",
+                    r1, next),
+                  "t");
+        /* a run no longer ours is not finished, but the executor is free and still claims */
+        snprintf(r1, sizeof(r1), "%s",
+                 q("INSERT INTO runs (bead_id, project_id, persona_name, priority)"
+                   " SELECT loom_bead_create('{\"project_id\":\"%s\",\"title\":\"m\"}', 'test')"
+                   " ->> 'id', '%s', 'engineering-manager', 0 RETURNING id",
+                   p, p));
+        CHECK_STR(q("SELECT f.finished || ' ' || (f.claimed).id FROM loom_run_finish_claim(%s,"
+                    " 'other', 'completed', NULL, 1, 0, 0, 60) f",
+                    next),
+                  testlib_fmt("false %s", r1));
+        CHECK_STR(q("SELECT state || ' ' || lease_owner FROM runs WHERE id = %s", next),
+                  "running ex");
+        CHECK_STR(q("SELECT loom_run_finish(%s, 'other', 'completed', NULL, 1, 0, 0)", r1), "t");
+        CHECK_STR(q("SELECT loom_run_finish(%s, 'ex', 'completed', NULL, 1, 0, 0)", next), "t");
+}
+
 TEST(start)
 {
         const char *url = getenv("LOOM_DATABASE_URL");
@@ -265,4 +306,5 @@ TESTS(TESTLIB_CASE(start), TESTLIB_CASE(llm_calls_are_priced),
       TESTLIB_CASE(escalation_blocks_until_the_decision_closes), TESTLIB_CASE(cancel_and_hand_back),
       TESTLIB_CASE(a_persons_status_wins_over_a_late_finish),
       TESTLIB_CASE(stuck_agents_go_idle_and_paused_ones_stay_paused),
-      TESTLIB_CASE(project_sets_the_iteration_budget))
+      TESTLIB_CASE(project_sets_the_iteration_budget),
+      TESTLIB_CASE(finish_and_claim_in_one_transaction))

@@ -9,6 +9,7 @@
 #ifndef LOOM_TESTLIB_H
 #define LOOM_TESTLIB_H
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,21 @@ static int testlib_failed;
                         return;                                                                    \
                 }                                                                                  \
         } while (0)
+
+/* printf into one of eight rotating buffers: a string that lives for eight more calls */
+static inline const char *testlib_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static inline const char *testlib_fmt(const char *f, ...)
+{
+        static char buf[8][2048];
+        static int i;
+        va_list ap;
+
+        i = (i + 1) % 8;
+        va_start(ap, f);
+        vsnprintf(buf[i], sizeof(buf[i]), f, ap);
+        va_end(ap);
+        return buf[i];
+}
 
 static inline int testlib_run(const char *file, const struct testlib_case *cases, size_t n)
 {
