@@ -50,9 +50,11 @@ CREATE OR REPLACE FUNCTION loom_metric_observe(n text, l jsonb, bounds double pr
 LANGUAGE plpgsql AS $$
 DECLARE
     k integer := loom_hist_bucket(bounds, v);
+    one bigint[] := array_fill(0::bigint, ARRAY[coalesce(cardinality(bounds), 0) + 1]);
 BEGIN
+    one[k] := 1; -- loom_hist_one(bounds, v), without finding k twice
     INSERT INTO metric_histograms AS h (name, labels, process, bounds, buckets, sum, count)
-    VALUES (n, l, loom_metric_shard(), bounds, loom_hist_one(bounds, v), v, 1)
+    VALUES (n, l, loom_metric_shard(), bounds, one, v, 1)
     ON CONFLICT (name, labels, process) DO UPDATE
         SET buckets[k] = h.buckets[k] + 1, sum = h.sum + EXCLUDED.sum, count = h.count + 1
         WHERE h.bounds = EXCLUDED.bounds;

@@ -78,9 +78,13 @@ function amount(input) {
   return Number.isFinite(n) ? n : v;
 }
 
+// An amount as its field shows it: empty for no limit.
+const amountText = (value) => (value == null ? '' : String(Number(value)));
+
+// Shows value in input unless the person is editing it.
 function fill(input, value) {
   if (input.dataset.dirty || document.activeElement === input) return;
-  input.value = value == null ? '' : String(Number(value));
+  input.value = amountText(value);
 }
 
 /* ---------- the project's budget on Home ---------- */
@@ -138,8 +142,8 @@ async function saveProject(e) {
     if (!state.project || state.project.id !== p.id) return;
     for (const el of [$('#bf-limit'), $('#bf-monthly')]) delete el.dataset.dirty;
     projectBudget = b;
-    $('#bf-limit').value = b.limit_usd == null ? '' : String(Number(b.limit_usd));
-    $('#bf-monthly').value = b.monthly_limit_usd == null ? '' : String(Number(b.monthly_limit_usd));
+    $('#bf-limit').value = amountText(b.limit_usd);
+    $('#bf-monthly').value = amountText(b.monthly_limit_usd);
     renderProject();
     showMessage($('#budget-done'), 'Budget saved.');
   } catch (err) {
@@ -198,7 +202,7 @@ async function saveBead(e) {
     const b = await put(`/beads/${enc(id)}/budget`, { limit_usd: amount($('#db-limit')) });
     if (id !== bead) return;
     delete $('#db-limit').dataset.dirty;
-    $('#db-limit').value = b.limit_usd == null ? '' : String(Number(b.limit_usd));
+    $('#db-limit').value = amountText(b.limit_usd);
     renderBead(b);
   } catch (err) {
     formError(form, err instanceof ApiError ? err.message : String(err));
