@@ -188,6 +188,9 @@ test('reservations of a run that died are released by Ralph', async () => {
   assert.equal(Number(budget.reserved_usd), 0.5);
   assert.equal(budget.reservations, 1);
   await until('the reservation is released', async () => Number((await api('GET', `/api/v1/projects/${p}/budget`)).body.reserved_usd) === 0, 20000);
+  // Ralph releases a reservation once its lease is past, which can be a tick before it fails
+  // the run (the expiry runs first, while the lease was still good)
+  await until('the run has failed', async () => sql(`SELECT state FROM runs WHERE id = ${rid}`) === 'failed', 20000);
   budget = (await api('GET', `/api/v1/projects/${p}/budget`)).body;
   assert.equal(budget.reservations, 0);
   assert.equal(Number(budget.spent_usd), 0, 'a released reservation is not spending');
