@@ -180,6 +180,8 @@ const FAULTS = {
 // ---- a live event stream that reconnects with Last-Event-ID --------------------------------
 function watch(project) {
   const w = { closed: new Set(), seen: new Set(), dups: 0, reconnects: 0, last: null, live: true, req: null };
+  // resolved by the stream's first "connected": from then on it sees every event
+  w.ready = new Promise((resolve) => { w.connected = resolve; });
   const open = () => {
     if (!w.live) return;
     const headers = { ...authHeader(), ...(w.last ? { 'Last-Event-ID': w.last } : {}) };
@@ -200,6 +202,7 @@ function watch(project) {
             else if (line.startsWith('event:')) type = line.slice(6).trim();
           }
           // "connected" repeats the id the stream resumes after: a bookmark, not an event
+          if (type === 'connected') w.connected();
           if (!id || !data || type === 'connected') continue;
           if (w.seen.has(id)) w.dups++;
           w.seen.add(id);
@@ -299,6 +302,9 @@ async function scenario(name) {
   const kinds = name === 'all' ? ALL.filter((k) => k !== 'all' && k !== 'baseline') : name === 'baseline' ? [] : [name];
   const dead0 = await deadTuples();
   const sse = watch(p);
+  // a bead fed before the stream is open could close unseen: wait for it (a stream that never
+  // opens shows as missed closes)
+  if (!(await Promise.race([sse.ready.then(() => true), sleep(10000).then(() => false)]))) log(`${name}: the event stream did not open within 10 s`);
   log(`${name}: project ${p}, ${BEADS} beads over ${FAULT_S} s`);
   const stops = [];
   for (const k of kinds) stops.push([k, await FAULTS[k]()]);
